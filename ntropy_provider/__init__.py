@@ -1,0 +1,52 @@
+"""Apache Airflow provider for Ntropy's transaction enrichment API.
+
+Airflow discovers this package through the ``apache_airflow_provider`` entry point, which points at
+:func:`get_provider_info`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+_PACKAGE = "ntropy_provider"
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Describe the provider to Airflow (validated against Airflow's ``provider_info.schema.json``)."""
+    return {
+        "package-name": "ntropy-airflow-provider",
+        "name": "Ntropy",
+        "description": "Enrich bank transactions with Ntropy's Batches API (https://ntropy.com/).",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "Ntropy",
+                "external-doc-url": "https://docs.ntropy.com/",
+                "tags": ["service"],
+            }
+        ],
+        "hooks": [{"integration-name": "Ntropy", "python-modules": [f"{_PACKAGE}.hooks.ntropy"]}],
+        "operators": [
+            {
+                "integration-name": "Ntropy",
+                "python-modules": [
+                    f"{_PACKAGE}.operators.submit_batch",
+                    f"{_PACKAGE}.operators.results_to_parquet",
+                ],
+            }
+        ],
+        "sensors": [{"integration-name": "Ntropy", "python-modules": [f"{_PACKAGE}.sensors.batch"]}],
+        "triggers": [{"integration-name": "Ntropy", "python-modules": [f"{_PACKAGE}.triggers.batch"]}],
+        "connection-types": [
+            {
+                "connection-type": "ntropy",
+                "hook-class-name": f"{_PACKAGE}.hooks.ntropy.NtropyHook",
+                "hook-name": "Ntropy",
+            }
+        ],
+        "plugins": [
+            {"name": "ntropy_webhooks", "plugin-class": f"{_PACKAGE}.webhooks.plugin.NtropyWebhooksPlugin"}
+        ],
+    }
