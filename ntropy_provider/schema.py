@@ -104,7 +104,6 @@ class BatchStatus(enum.StrEnum):
         return self is not BatchStatus.PROCESSING
 
 
-
 #: The webhook event fired on the transition of a batch to each terminal status.
 WEBHOOK_EVENT_FOR_STATUS: dict[BatchStatus, str] = {
     BatchStatus.COMPLETED: WEBHOOK_EVENT_BATCH_COMPLETED,
