@@ -1,0 +1,35 @@
+"""Accept batch ids in every form that travels between Ntropy tasks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+
+def resolve_batch_ids(value: Any) -> list[str]:
+    """Normalise what a user or an upstream task passes as ``batch_ids`` to a list of ids.
+
+    Accepted: a single id; a list (or any iterable) of ids; the XCom dict of ``SubmitBatchOperator``
+    or ``BatchSensor`` (both carry ``batch_ids``); a list of Batch dicts (each with ``id``).
+    Order is kept and duplicates are dropped, so each batch is handled once.
+
+    :param value: the ids, in any of the forms above (XComArgs are resolved by Airflow before this).
+    :raises TypeError: naming the value's type when it holds no batch ids.
+    :raises ValueError: when an id is empty.
+    """
+    if isinstance(value, Mapping):
+        if "batch_ids" not in value:
+            raise TypeError(f"batch_ids: expected a dict with a 'batch_ids' key, got keys {sorted(value)}")
+        value = value["batch_ids"]
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, Iterable):
+        raise TypeError(f"batch_ids: expected a list of batch ids, got {type(value).__name__}")
+    ids: list[str] = []
+    for position, item in enumerate(value):
+        batch_id = item.get("id") if isinstance(item, Mapping) else item
+        if not isinstance(batch_id, str) or not batch_id.strip():
+            raise ValueError(f"batch_ids[{position}]: expected a non-empty batch id, got {batch_id!r}")
+        if batch_id not in ids:
+            ids.append(batch_id)
+    return ids
