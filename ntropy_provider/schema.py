@@ -774,3 +774,50 @@ RESULTS_ARROW_SCHEMA: pa.Schema = pa.schema(
 type when all of its values are null. ``intermediaries`` is a list (empty, never null, for rows
 without an error). The schema version sits in the metadata under ``RESULTS_SCHEMA_VERSION_KEY``.
 """
+
+#: A counterparty as the results keep it: an entity plus its ``type`` (``person`` or ``organization``).
+COUNTERPARTY_TYPE = pa.struct([pa.field("type", pa.string()), *INTERMEDIARY_TYPE])
+
+#: An EnrichedTransaction as typed for Arrow's JSON reader. Only the fields that the results keep are
+#: listed; the reader ignores the others (``phone_number``, ``recurrence``, ...), at every depth.
+ENRICHED_TRANSACTION_ARROW_TYPE = pa.struct(
+    [
+        pa.field("id", pa.string()),
+        pa.field("created_at", pa.timestamp("us", tz="UTC")),
+        pa.field(
+            "entities",
+            pa.struct(
+                [
+                    pa.field("counterparty", COUNTERPARTY_TYPE),
+                    pa.field("intermediaries", pa.list_(INTERMEDIARY_TYPE)),
+                ]
+            ),
+        ),
+        pa.field(
+            "categories", pa.struct([pa.field("general", pa.string()), pa.field("accounting", pa.string())])
+        ),
+        pa.field(
+            "location",
+            pa.struct(
+                [
+                    pa.field("raw_address", pa.string()),
+                    pa.field(
+                        "structured", pa.struct([pa.field(n, t) for n, t in LOCATION_STRUCTURED_FIELDS])
+                    ),
+                ]
+            ),
+        ),
+        pa.field("error", pa.struct([pa.field("code", pa.string()), pa.field("message", pa.string())])),
+    ]
+)
+
+#: The body of ``GET /v3/batches/{id}/results`` (``{"id", "total", "status", "results"}``), for Arrow's
+#: JSON reader.
+BATCH_RESULTS_ARROW_SCHEMA: pa.Schema = pa.schema(
+    [
+        pa.field("id", pa.string()),
+        pa.field("total", pa.int64()),
+        pa.field("status", pa.string()),
+        pa.field("results", pa.list_(ENRICHED_TRANSACTION_ARROW_TYPE)),
+    ]
+)
