@@ -1,0 +1,1 @@
+"""Reading transactions from where they live (lists, files, object storage) and writing rejected rows."""

@@ -1,0 +1,98 @@
+"""Write rejected input rows, with their row number and the reason, as JSON Lines.
+
+One line per rejected row: ``{"row": 12, "reason": "amount: expected a finite number >= 0 (got -5)",
+"errors": [{"field": "amount", "reason": "...", "value": "-5"}], "data": {...the row as read...}}``.
+Local files are written to a temporary name and renamed into place, so a crash never leaves half a
+file under the final name; other URIs (``s3://...``, ObjectStoragePath) are written in one stream.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from types import TracebackType
+from typing import Any, BinaryIO
+from urllib.parse import urlparse
+
+import orjson
+
+from ntropy_provider.io.transactions_source import SourceRow
+
+
+def _local_path(location: Any) -> str | None:
+    from airflow.sdk import ObjectStoragePath
+
+    if isinstance(location, ObjectStoragePath):
+        return location.path if location.protocol in ("file", "local") else None
+    name = os.fspath(location) if isinstance(location, os.PathLike) else str(location)
+    if name.startswith("file://"):
+        return urlparse(name).path
+    return None if "://" in name else name
+
+
+def reject_record(source_row: SourceRow) -> dict[str, Any]:
+    """The JSON object written for one rejected row.
+
+    :param source_row: the row, with its errors.
+    """
+    return {
+        "row": source_row.row,
+        "reason": "; ".join(str(error) for error in source_row.errors),
+        "errors": [{"field": e.field, "reason": e.reason, "value": e.value} for e in source_row.errors],
+        "data": source_row.raw,
+    }
+
+
+class RejectsWriter:
+    """Context manager that writes rejected rows to ``location`` (a path, URI or ObjectStoragePath).
+
+    The file is always (re)written, even when nothing is rejected, so that it describes this run and
+    not an earlier one.
+
+    :param location: where the JSON Lines file goes.
+    """
+
+    def __init__(self, location: Any) -> None:
+        self.location = location
+        self.count = 0
+        self._handle: BinaryIO | None = None
+        self._temp_path: str | None = None
+        self._final_path = _local_path(location)
+
+    def __enter__(self) -> RejectsWriter:
+        if self._final_path is not None:
+            directory = os.path.dirname(os.path.abspath(self._final_path))
+            os.makedirs(directory, exist_ok=True)
+            fd, self._temp_path = tempfile.mkstemp(prefix=".rejects-", suffix=".tmp", dir=directory)
+            self._handle = os.fdopen(fd, "wb")
+        else:
+            from airflow.sdk import ObjectStoragePath
+
+            path = self.location if isinstance(self.location, ObjectStoragePath) else None
+            path = path or ObjectStoragePath(str(self.location))
+            self._handle = path.open("wb")
+        return self
+
+    def write(self, source_row: SourceRow) -> None:
+        """Append one rejected row.
+
+        :param source_row: the row, with its errors.
+        """
+        assert self._handle is not None, "RejectsWriter used outside its with-block"
+        self._handle.write(orjson.dumps(reject_record(source_row), option=orjson.OPT_APPEND_NEWLINE))
+        self.count += 1
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        assert self._handle is not None
+        self._handle.close()
+        if self._temp_path is None:
+            return
+        if exc_type is None:
+            os.replace(self._temp_path, self._final_path)  # type: ignore[arg-type]
+        else:
+            os.unlink(self._temp_path)

@@ -1,0 +1,356 @@
+"""Read transactions lazily from a list, or a Parquet, CSV or JSON Lines file, and check every row.
+
+Rows become TransactionInput dicts typed the way the API wants them: a Parquet ``date`` column becomes
+``'YYYY-MM-DD'``, CSV amounts become numbers, empty or null optional values are left out, and a flat
+``location_raw_address`` / ``location_country`` pair becomes a ``location`` object. A row that cannot
+even be decoded (non-UTF-8 bytes in a CSV, a broken JSON line) is not an exception: it comes out as a
+row with problems, like a row that breaks the API's rules, so that the caller can fail or quarantine it.
+
+Files are read in row groups / blocks, so memory stays flat whatever the input size. Row numbers are
+1-based: the n-th transaction of the input (for JSON Lines, the line number).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime as dt
+import decimal
+import gzip
+import hashlib
+import io
+import math
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+from urllib.parse import urlparse
+
+import orjson
+
+from ntropy_provider.schema import FieldError, validate_transaction
+
+#: Formats this module reads, by name.
+INPUT_FORMATS: tuple[str, ...] = ("parquet", "csv", "jsonl")
+_SUFFIX_FORMATS: dict[str, str] = {
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".csv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+}
+#: Rows decoded at a time from a Parquet file.
+DEFAULT_READ_BATCH_ROWS = 10_000
+#: Flat columns folded into the ``location`` object.
+FLAT_LOCATION_COLUMNS: dict[str, str] = {"location_raw_address": "raw_address", "location_country": "country"}
+# A 1 MB description must become a reject, not a csv.Error that ends the read; the rule on length is
+# the validator's job. csv's limit is process-wide, so it is only ever raised, never lowered.
+_CSV_FIELD_LIMIT = 2**31 - 1
+
+
+@dataclass(slots=True)
+class SourceRow:
+    """One input row, typed for the API, with what is wrong with it.
+
+    :param row: 1-based row number in the input.
+    :param transaction: the TransactionInput dict (possibly invalid; ``None`` when undecodable).
+    :param errors: every problem found; empty when the row can be sent.
+    :param raw: a JSON-safe rendering of the row as read, kept only for rows with errors.
+    """
+
+    row: int
+    transaction: dict[str, Any] | None
+    errors: list[FieldError] = field(default_factory=list)
+    raw: Any = None
+
+    @property
+    def valid(self) -> bool:
+        """Whether the row can be sent to the API."""
+        return not self.errors
+
+
+# --------------------------------------------------------------------------------------------------
+# Locating and opening the input
+# --------------------------------------------------------------------------------------------------
+def describe_source(items: Any) -> str:
+    """A short description of the input for logs and messages (never the rows themselves).
+
+    :param items: the input as given to :func:`iter_rows`.
+    """
+    if isinstance(items, (list, tuple)):
+        return f"a list of {len(items)} rows"
+    return str(items)
+
+
+def detect_format(items: Any, input_format: str | None = None) -> str:
+    """The format of a path-like input: ``input_format`` when given, else from the file suffix.
+
+    :param items: the path, URI or ObjectStoragePath.
+    :param input_format: ``parquet``, ``csv`` or ``jsonl``, to override the suffix.
+    :raises ValueError: when the format is unknown.
+    """
+    if input_format:
+        if input_format not in INPUT_FORMATS:
+            raise ValueError(f"input_format: expected one of {INPUT_FORMATS}, got {input_format!r}")
+        return input_format
+    name = str(items).split("?", 1)[0].lower()
+    if name.endswith(".gz"):
+        name = name[:-3]
+    for suffix, fmt in _SUFFIX_FORMATS.items():
+        if name.endswith(suffix):
+            return fmt
+    raise ValueError(
+        f"cannot tell the format of {str(items)!r} from its name: pass input_format= one of {INPUT_FORMATS}"
+    )
+
+
+@contextmanager
+def open_binary(location: Any) -> Iterator[BinaryIO]:
+    """Open a local path, ``file://`` URI, other URI or ObjectStoragePath for reading bytes.
+
+    ``.gz`` files are decompressed on the fly.
+
+    :param location: where the file is.
+    """
+    from airflow.sdk import ObjectStoragePath
+
+    name = str(location)
+    if isinstance(location, ObjectStoragePath):
+        handle = location.open("rb")
+    elif isinstance(location, os.PathLike) or "://" not in name:
+        handle = open(os.fspath(location), "rb")  # noqa: SIM115 - closed below
+    elif name.startswith("file://"):
+        handle = open(urlparse(name).path, "rb")  # noqa: SIM115 - closed below
+    else:
+        handle = ObjectStoragePath(name).open("rb")
+    try:
+        if name.split("?", 1)[0].lower().endswith(".gz"):
+            with gzip.GzipFile(fileobj=handle) as unzipped:
+                yield unzipped  # type: ignore[misc]
+        else:
+            yield handle
+    finally:
+        handle.close()
+
+
+# --------------------------------------------------------------------------------------------------
+# Typing values the API's way
+# --------------------------------------------------------------------------------------------------
+def _json_safe(value: Any) -> Any:
+    """Render a value so that it can be written to a JSON rejects file whatever it holds."""
+    if isinstance(value, str):
+        # Lone surrogates stand for undecodable bytes (surrogateescape): show them as \\xNN.
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, (dt.date, dt.datetime, dt.time)):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
+        return str(value)  # JSON writers refuse integers beyond 64 bits
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return repr(value)
+
+
+def _typed_value(name: str, value: Any) -> Any:
+    """Type one non-string value from Parquet, JSON or a Python list the API's way."""
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat() if name == "date" else value.isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    return value
+
+
+def _parse_number(text: str) -> Any:
+    """A CSV amount as a number; text that is not a number is returned as is, for the validator to name."""
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return int(number) if number.is_integer() and "." not in text and "e" not in text.lower() else number
+
+
+def to_transaction(record: Mapping[str, Any], *, from_text: bool = False) -> dict[str, Any]:
+    """Turn one flat record (a CSV row, a Parquet row, a JSON object) into a TransactionInput dict.
+
+    Null values are left out (so optional fields are absent and missing required ones are reported
+    as ``required``); with ``from_text`` (CSV), empty strings count as null except for ``description``,
+    amounts are parsed as numbers and a ``location`` column is parsed as JSON. Unknown keys are kept,
+    so that the validator names them.
+
+    :param record: the row, column name to value.
+    :param from_text: whether every value is text (CSV).
+    """
+    transaction: dict[str, Any] = {}
+    location: dict[str, Any] = {}
+    for name, value in record.items():
+        if value is None or (from_text and value == "" and name != "description"):
+            continue
+        if isinstance(value, float) and math.isnan(value) and name != "amount":
+            continue  # pandas-written Parquet uses NaN for missing values
+        if name in FLAT_LOCATION_COLUMNS:
+            location[FLAT_LOCATION_COLUMNS[name]] = value
+            continue
+        if from_text:
+            if name == "amount":
+                value = _parse_number(value)
+            elif name == "location":
+                # Text that is not JSON stays text: the validator reports "expected null or an object".
+                with contextlib.suppress(orjson.JSONDecodeError):
+                    value = orjson.loads(value)
+        else:
+            value = _typed_value(str(name), value)
+        transaction[str(name)] = value
+    if location and "location" not in transaction:
+        transaction["location"] = location
+    return transaction
+
+
+def check_row(row: int, transaction: Any, raw: Any = None, problems: Sequence[FieldError] = ()) -> SourceRow:
+    """Validate one transaction with the API's rules and wrap it as a :class:`SourceRow`.
+
+    :param row: 1-based row number.
+    :param transaction: the transaction dict (or whatever the row held).
+    :param raw: the row as read, kept for rejects (defaults to the transaction).
+    :param problems: problems already found while decoding the row.
+    """
+    errors = list(problems)
+    if transaction is not None:
+        errors.extend(validate_transaction(transaction))
+    if not errors:
+        return SourceRow(row=row, transaction=transaction)
+    shown = _json_safe(raw if raw is not None else transaction)
+    return SourceRow(row=row, transaction=transaction, errors=errors, raw=shown)
+
+
+# --------------------------------------------------------------------------------------------------
+# Readers, one per kind of input; each yields checked rows in input order
+# --------------------------------------------------------------------------------------------------
+def _iter_list(items: Sequence[Any]) -> Iterator[SourceRow]:
+    for position, item in enumerate(items, start=1):
+        transaction = to_transaction(item) if isinstance(item, Mapping) else item
+        yield check_row(position, transaction, raw=item)
+
+
+def _iter_parquet(location: Any, read_batch_rows: int) -> Iterator[SourceRow]:
+    import pyarrow.parquet as pq
+
+    row = 0
+    with open_binary(location) as handle:
+        parquet = pq.ParquetFile(handle)
+        for record_batch in parquet.iter_batches(batch_size=read_batch_rows):
+            for record in record_batch.to_pylist():
+                row += 1
+                yield check_row(row, to_transaction(record), raw=record)
+
+
+def _has_surrogates(text: str) -> bool:
+    return any("\udc80" <= char <= "\udcff" for char in text)
+
+
+def _iter_csv(location: Any) -> Iterator[SourceRow]:
+    csv.field_size_limit(max(csv.field_size_limit(), _CSV_FIELD_LIMIT))
+    with open_binary(location) as handle:
+        # surrogateescape keeps undecodable bytes in the text without losing the row boundaries,
+        # so one bad byte rejects one row instead of ending the read.
+        text = io.TextIOWrapper(handle, encoding="utf-8-sig", errors="surrogateescape", newline="")
+        reader = csv.reader(text)
+        header = next(reader, None)
+        if header is None:
+            return
+        columns = [name.strip() for name in header]
+        for row, values in enumerate(reader, start=1):
+            if not values:
+                continue
+            problems = [
+                FieldError(
+                    columns[i] if i < len(columns) else f"column {i + 1}",
+                    "not valid UTF-8",
+                    _json_safe(value)[:40],
+                )
+                for i, value in enumerate(values)
+                if _has_surrogates(value)
+            ]
+            if len(values) > len(columns):
+                problems.append(
+                    FieldError("(row)", f"{len(values)} fields, but the header names {len(columns)}")
+                )
+            record = dict(zip(columns, values, strict=False))
+            if problems:
+                yield check_row(row, None, raw=record, problems=problems)
+            else:
+                yield check_row(row, to_transaction(record, from_text=True), raw=record)
+
+
+def _iter_jsonl(location: Any) -> Iterator[SourceRow]:
+    with open_binary(location) as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                item = orjson.loads(line)
+            except orjson.JSONDecodeError as err:
+                yield check_row(
+                    line_number,
+                    None,
+                    raw=line.rstrip(b"\r\n"),
+                    problems=[FieldError("(row)", f"not a valid UTF-8 JSON object: {err}")],
+                )
+                continue
+            transaction = to_transaction(item) if isinstance(item, Mapping) else item
+            yield check_row(line_number, transaction, raw=item)
+
+
+def iter_rows(
+    items: Any, *, input_format: str | None = None, read_batch_rows: int = DEFAULT_READ_BATCH_ROWS
+) -> Iterator[SourceRow]:
+    """Yield every input row, typed and checked, in input order, reading files lazily.
+
+    :param items: a list of transaction dicts, or a path, URI or ObjectStoragePath of a Parquet, CSV
+        or JSON Lines file (optionally ``.gz`` for CSV and JSON Lines).
+    :param input_format: ``parquet``, ``csv`` or ``jsonl``; by default taken from the file suffix.
+    :param read_batch_rows: rows decoded at a time from Parquet.
+    :raises TypeError: when ``items`` is none of the above.
+    """
+    if isinstance(items, (list, tuple)):
+        yield from _iter_list(items)
+        return
+    if isinstance(items, Mapping) or items is None or isinstance(items, (bytes, int, float)):
+        raise TypeError(
+            "items: expected a list of transaction dicts or the path/URI of a Parquet, CSV or JSON Lines "
+            f"file, got {type(items).__name__}"
+        )
+    fmt = detect_format(items, input_format)
+    if fmt == "parquet":
+        yield from _iter_parquet(items, read_batch_rows)
+    elif fmt == "csv":
+        yield from _iter_csv(items)
+    else:
+        yield from _iter_jsonl(items)
+
+
+# --------------------------------------------------------------------------------------------------
+# Deterministic chunks of valid rows
+# --------------------------------------------------------------------------------------------------
+def chunk_fingerprint(transaction_ids: Sequence[str]) -> str:
+    """A short, stable fingerprint of a chunk: a hash of its transaction ids in order.
+
+    :param transaction_ids: the ids of the chunk's transactions, in submission order.
+    """
+    digest = hashlib.sha256()
+    for transaction_id in transaction_ids:
+        digest.update(transaction_id.encode("utf-8", "surrogateescape"))
+        digest.update(b"\x1f")
+    return digest.hexdigest()[:32]
