@@ -24,7 +24,7 @@ os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO_ROOT / "dags")
 os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(
     [
         {
-            "name": "example_dags",
+            "name": "ntropy_example_dags",  # "example_dags" is reserved by Airflow 3.3
             "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
             "kwargs": {"path": str(REPO_ROOT / "dags")},
         },
