@@ -1,0 +1,1 @@
+"""Enriched results to Arrow and Parquet: conversion, atomic writing, carrying input columns."""

@@ -1,0 +1,188 @@
+"""One batch's results, as the API's JSON bytes, to Arrow columns of ``RESULTS_ARROW_SCHEMA``.
+
+The body of ``GET /v3/batches/{id}/results`` is parsed by Arrow's JSON reader (C++) with the explicit
+``BATCH_RESULTS_ARROW_SCHEMA``, so no Python object is built per transaction: the nested
+EnrichedTransactions arrive as one Arrow struct array and the flat columns are its children. Fields
+the results do not keep are ignored by the reader; a value of the wrong type is an error that names
+its JSON path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pa_json
+
+from ntropy_provider.schema import (
+    BATCH_RESULTS_ARROW_SCHEMA,
+    INTERMEDIARY_TYPE,
+    LOCATION_STRUCTURED_FIELDS,
+    RESULTS_ARROW_SCHEMA,
+    BatchStatus,
+)
+
+_EMPTY_INTERMEDIARIES = pa.scalar([], type=pa.list_(INTERMEDIARY_TYPE))
+# Arrow's JSON reader parses whole blocks; one block must hold the whole body (one JSON object).
+_MIN_BLOCK_SIZE = 1 << 20
+
+
+class ResultsFormatError(ValueError):
+    """The results body of a batch does not have the documented shape (the message says where)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConvertedResults:
+    """One batch's results as Arrow, split into rows without and with an item error.
+
+    :param batch_id: the batch the rows belong to.
+    :param total: the batch's ``total`` as the results body states it.
+    :param ok: rows whose ``error`` is null, in submission order.
+    :param errors: rows with an ``error``, in submission order.
+    """
+
+    batch_id: str
+    total: int
+    ok: pa.RecordBatch
+    errors: pa.RecordBatch
+
+    @property
+    def rows(self) -> int:
+        """Rows in both parts together (equals ``total`` for a well-formed body)."""
+        return self.ok.num_rows + self.errors.num_rows
+
+
+def _children(array: pa.StructArray) -> dict[str, pa.Array]:
+    # flatten() merges the parent's validity into each child, so a null parent gives null children.
+    return {array.type.field(i).name: child for i, child in enumerate(array.flatten())}
+
+
+def _read_body(raw: bytes, batch_id: str | None) -> pa.Table:
+    where = f"results of batch {batch_id}" if batch_id else "results body"
+    stripped = raw.strip()
+    if not stripped.startswith(b"{"):
+        raise ResultsFormatError(f"{where}: expected a JSON object, got {bytes(raw[:40])!r}")
+    read_options = pa_json.ReadOptions(use_threads=False, block_size=max(len(raw) + 1, _MIN_BLOCK_SIZE))
+    parse_options = pa_json.ParseOptions(
+        explicit_schema=BATCH_RESULTS_ARROW_SCHEMA,
+        unexpected_field_behavior="ignore",
+        # A pretty-printed body has newlines between tokens; compact JSON (the API's) parses faster.
+        newlines_in_values=b"\n" in stripped,
+    )
+    try:
+        table = pa_json.read_json(pa.BufferReader(stripped), read_options, parse_options)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as err:
+        raise ResultsFormatError(f"{where}: {err}") from None
+    if table.num_rows != 1:
+        raise ResultsFormatError(f"{where}: expected one JSON object, got {table.num_rows}")
+    return table
+
+
+def convert_results(raw: bytes, *, batch_id: str | None = None) -> pa.RecordBatch:
+    """Convert a results body to one record batch of ``RESULTS_ARROW_SCHEMA``, rows in submission order.
+
+    :param raw: the body of ``GET /v3/batches/{id}/results`` as received.
+    :param batch_id: the batch that was asked for; the body's ``id`` must match it. ``None`` takes the
+        body's ``id``.
+    :raises ResultsFormatError: naming the batch and what is wrong (not a JSON object, a field of the
+        wrong type, a missing transaction id, a different batch, a status other than ``completed``,
+        a ``total`` that differs from the number of results).
+    """
+    return _convert(raw, batch_id)[1]
+
+
+def _convert(raw: bytes, batch_id: str | None) -> tuple[str, pa.RecordBatch]:
+    table = _read_body(raw, batch_id)
+    body_id = table.column("id")[0].as_py()
+    status = table.column("status")[0].as_py()
+    total = table.column("total")[0].as_py()
+    where = f"results of batch {batch_id or body_id}"
+    if batch_id is not None and body_id != batch_id:
+        raise ResultsFormatError(f"{where}: the body is for batch {body_id!r}")
+    if body_id is None:
+        raise ResultsFormatError(f"{where}: the body has no batch id")
+    if status != BatchStatus.COMPLETED.value:
+        raise ResultsFormatError(f"{where}: status is {status!r}, expected 'completed'")
+
+    results = table.column("results").chunk(0)
+    items = results.flatten() if results.null_count == 0 else pa.array([], results.type.value_type)
+    if total is None or total != len(items):
+        raise ResultsFormatError(f"{where}: total is {total!r} but the body holds {len(items)} results")
+    return body_id, _flatten_items(items, body_id, where)
+
+
+def _flatten_items(items: pa.StructArray, batch_id: str, where: str) -> pa.RecordBatch:
+    if items.null_count:
+        row = items.is_null().to_pylist().index(True)
+        raise ResultsFormatError(f"{where}: result {row} is null, expected an EnrichedTransaction")
+    item = _children(items)
+    transaction_id = item["id"]
+    if transaction_id.null_count:
+        row = transaction_id.is_null().to_pylist().index(True)
+        raise ResultsFormatError(f"{where}: result {row} has no id")
+    entities = _children(item["entities"])
+    counterparty = _children(entities["counterparty"])
+    categories = _children(item["categories"])
+    location = _children(item["location"])
+    structured = _children(location["structured"])
+    error = _children(item["error"])
+
+    # Rows without an error have a list of intermediaries, empty when the API sent none.
+    intermediaries = entities["intermediaries"]
+    if intermediaries.null_count:
+        intermediaries = pc.if_else(
+            pc.and_(intermediaries.is_null(), pc.invert(_has_error(error["code"], error["message"]))),
+            _EMPTY_INTERMEDIARIES,
+            intermediaries,
+        )
+
+    columns: dict[str, pa.Array] = {
+        "transaction_id": transaction_id,
+        "batch_id": pa.repeat(pa.scalar(batch_id, pa.string()), len(items)),
+        "created_at": item["created_at"],
+        **{f"counterparty_{name}": column for name, column in counterparty.items()},
+        "intermediaries": intermediaries,
+        "category_general": categories["general"],
+        "category_accounting": categories["accounting"],
+        "location_raw_address": location["raw_address"],
+        **{f"location_{name}": structured[name] for name, _ in LOCATION_STRUCTURED_FIELDS},
+        "error_code": error["code"],
+        "error_message": error["message"],
+    }
+    return pa.RecordBatch.from_arrays(
+        [columns[field.name] for field in RESULTS_ARROW_SCHEMA], schema=RESULTS_ARROW_SCHEMA
+    )
+
+
+def _has_error(code: pa.Array, message: pa.Array) -> pa.BooleanArray:
+    return pc.or_(code.is_valid(), message.is_valid())
+
+
+def split_ok_errors(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, pa.RecordBatch]:
+    """Split rows without an error from rows with one, each part keeping the rows' order.
+
+    A row is an error row when it has an ``error_code`` or an ``error_message``.
+
+    :param batch: a record batch of ``RESULTS_ARROW_SCHEMA``.
+    :return: ``(ok, errors)``.
+    """
+    has_error = _has_error(batch.column("error_code"), batch.column("error_message"))
+    errored = pc.sum(has_error).as_py() or 0
+    if errored == 0:
+        return batch, batch.slice(0, 0)
+    if errored == batch.num_rows:
+        return batch.slice(0, 0), batch
+    return batch.filter(pc.invert(has_error)), batch.filter(has_error)
+
+
+def convert_and_split(raw: bytes, *, batch_id: str | None = None) -> ConvertedResults:
+    """Convert a results body and split it into ok and errored rows.
+
+    :param raw: the body of ``GET /v3/batches/{id}/results`` as received.
+    :param batch_id: the batch that was asked for (checked against the body), or ``None``.
+    :raises ResultsFormatError: as :func:`convert_results`.
+    """
+    body_id, batch = _convert(raw, batch_id)
+    ok, errors = split_ok_errors(batch)
+    return ConvertedResults(batch_id=body_id, total=batch.num_rows, ok=ok, errors=errors)

@@ -1,0 +1,303 @@
+"""The conversion of a results body (the API's JSON bytes) to Arrow, on hand-written bodies of every shape."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import orjson
+import pyarrow as pa
+import pytest
+
+from ntropy_provider.results.flatten import (
+    ResultsFormatError,
+    convert_and_split,
+    convert_results,
+    split_ok_errors,
+)
+from ntropy_provider.schema import RESULTS_ARROW_SCHEMA, RESULTS_SCHEMA_VERSION, RESULTS_SCHEMA_VERSION_KEY
+
+UTC = dt.UTC
+
+ORGANIZATION = {
+    "id": "t-org",
+    "created_at": "2024-03-30T00:00:00Z",
+    "entities": {
+        "counterparty": {
+            "type": "organization",
+            "id": "d4bc3c80",
+            "name": "Starbucks",
+            "website": "starbucks.com",
+            "logo": "https://logos.ntropy.com/starbucks.com",
+            "mccs": [5814, 5812],
+            "phone_number": None,
+            "tax_number": None,
+            "naics2017": None,
+        },
+        "intermediaries": [
+            {"id": "916bc837", "name": "Square, Inc.", "website": "squareup.com", "logo": None, "mccs": []},
+            {"id": "a1", "name": "PayPal", "website": "paypal.com", "logo": "https://l/p", "mccs": [6012]},
+        ],
+    },
+    "categories": {"general": "coffee shops", "accounting": "operational expenses"},
+    "location": {
+        "raw_address": "10 Union Sq, New York, NY 10003",
+        "structured": {
+            "street": "10 Union Sq",
+            "city": "New York",
+            "state": "NY",
+            "postcode": "10003",
+            "country_code": "US",
+            "country": "United States",
+            "house_number": "10",
+            "latitude": 40.73,
+            "longitude": -73,
+            "google_maps_url": "https://g/x",
+            "apple_maps_url": "https://a/x",
+            "store_number": "1234",
+        },
+    },
+    "error": None,
+    "recurrence": "one off",
+}
+PERSON = {
+    "id": "t-person",
+    "created_at": "2024-03-30T02:00:00+02:00",
+    "entities": {
+        "counterparty": {
+            "type": "person",
+            "id": "p1",
+            "name": "John Smith",
+            "website": None,
+            "logo": None,
+            "mccs": [],
+        },
+        "intermediaries": [],
+    },
+    "categories": {"general": "peer to peer transfers", "accounting": None},
+    "location": None,
+    "error": None,
+}
+NO_COUNTERPARTY = {
+    "id": "t-none",
+    "created_at": "2024-03-30T00:00:00.123456Z",
+    "entities": {"counterparty": None, "intermediaries": []},
+    "categories": {"general": None, "accounting": None},
+    "location": {"raw_address": "somewhere", "structured": None},
+    "error": None,
+}
+ENTITIES_NULL = {
+    "id": "t-entities-null",
+    "created_at": "2024-03-30T00:00:00Z",
+    "entities": None,
+    "categories": None,
+    "location": None,
+    "error": None,
+}
+ERRORED = {
+    "id": "t-error",
+    "created_at": "2024-03-30T00:00:00Z",
+    "entities": None,
+    "categories": None,
+    "location": None,
+    "error": {"code": "account_holder_not_found", "message": "Account holder 'h9' not found"},
+}
+
+
+def body(
+    *results: dict, batch_id: str = "batch-1", total: int | None = None, status: str = "completed"
+) -> bytes:
+    return orjson.dumps(
+        {
+            "id": batch_id,
+            "total": len(results) if total is None else total,
+            "status": status,
+            "results": list(results),
+        }
+    )
+
+
+def test_every_shape_row_by_row() -> None:
+    batch = convert_results(
+        body(ORGANIZATION, PERSON, NO_COUNTERPARTY, ENTITIES_NULL, ERRORED), batch_id="batch-1"
+    )
+    assert batch.schema.equals(RESULTS_ARROW_SCHEMA, check_metadata=True)
+    rows = batch.to_pylist()
+    assert [row["transaction_id"] for row in rows] == [
+        "t-org",
+        "t-person",
+        "t-none",
+        "t-entities-null",
+        "t-error",
+    ]
+    assert {row["batch_id"] for row in rows} == {"batch-1"}
+
+    org = rows[0]
+    assert org["created_at"] == dt.datetime(2024, 3, 30, tzinfo=UTC)
+    assert (org["counterparty_type"], org["counterparty_id"], org["counterparty_name"]) == (
+        "organization",
+        "d4bc3c80",
+        "Starbucks",
+    )
+    assert org["counterparty_website"] == "starbucks.com"
+    assert org["counterparty_logo"] == "https://logos.ntropy.com/starbucks.com"
+    assert org["counterparty_mccs"] == [5814, 5812]
+    assert org["intermediaries"] == [
+        {"id": "916bc837", "name": "Square, Inc.", "website": "squareup.com", "logo": None, "mccs": []},
+        {"id": "a1", "name": "PayPal", "website": "paypal.com", "logo": "https://l/p", "mccs": [6012]},
+    ]
+    assert (org["category_general"], org["category_accounting"]) == ("coffee shops", "operational expenses")
+    structured = ORGANIZATION["location"]["structured"]
+    assert org["location_raw_address"] == "10 Union Sq, New York, NY 10003"
+    for name, value in structured.items():
+        assert org[f"location_{name}"] == value, name
+    assert isinstance(org["location_longitude"], float)  # an integer in JSON still lands as float64
+    assert org["error_code"] is None and org["error_message"] is None
+
+    person = rows[1]
+    # +02:00 is converted to UTC.
+    assert person["created_at"] == dt.datetime(2024, 3, 30, tzinfo=UTC)
+    assert person["counterparty_type"] == "person"
+    assert person["counterparty_website"] is None and person["counterparty_mccs"] == []
+    assert person["intermediaries"] == []
+    assert person["category_accounting"] is None
+    assert all(person[f"location_{n}"] is None for n in ("raw_address", "city", "latitude"))
+
+    none = rows[2]
+    assert none["created_at"] == dt.datetime(2024, 3, 30, 0, 0, 0, 123456, tzinfo=UTC)
+    assert none["counterparty_type"] is None and none["counterparty_mccs"] is None
+    assert none["location_raw_address"] == "somewhere" and none["location_city"] is None
+
+    # An ok row whose entities are null still gets an (empty) list of intermediaries.
+    assert rows[3]["intermediaries"] == [] and rows[3]["counterparty_name"] is None
+
+    err = rows[4]
+    assert (err["error_code"], err["error_message"]) == (
+        "account_holder_not_found",
+        "Account holder 'h9' not found",
+    )
+    assert (
+        err["intermediaries"] is None and err["counterparty_type"] is None and err["category_general"] is None
+    )
+
+
+def test_all_null_columns_keep_their_types() -> None:
+    batch = convert_results(body(ERRORED, {**ERRORED, "id": "t-2"}))
+    assert batch.schema.equals(RESULTS_ARROW_SCHEMA)
+    for name in ("counterparty_mccs", "intermediaries", "location_latitude", "created_at"):
+        assert batch.schema.field(name).type == RESULTS_ARROW_SCHEMA.field(name).type
+        if name != "created_at":
+            assert batch.column(name).null_count == 2
+
+
+def test_split_keeps_order_and_counts() -> None:
+    results = [ORGANIZATION, ERRORED, PERSON, {**ERRORED, "id": "t-error-2"}, NO_COUNTERPARTY]
+    converted = convert_and_split(body(*results), batch_id="batch-1")
+    assert converted.batch_id == "batch-1" and converted.total == 5 and converted.rows == 5
+    assert converted.ok.column("transaction_id").to_pylist() == ["t-org", "t-person", "t-none"]
+    assert converted.errors.column("transaction_id").to_pylist() == ["t-error", "t-error-2"]
+    assert converted.ok.schema.equals(converted.errors.schema, check_metadata=True)
+
+
+def test_split_all_ok_and_all_errors_and_empty() -> None:
+    ok, errors = split_ok_errors(convert_results(body(ORGANIZATION)))
+    assert (ok.num_rows, errors.num_rows) == (1, 0)
+    ok, errors = split_ok_errors(convert_results(body(ERRORED)))
+    assert (ok.num_rows, errors.num_rows) == (0, 1)
+    converted = convert_and_split(body(batch_id="empty"))
+    assert (converted.batch_id, converted.ok.num_rows, converted.errors.num_rows) == ("empty", 0, 0)
+    assert converted.ok.schema.equals(RESULTS_ARROW_SCHEMA, check_metadata=True)
+
+
+def test_schema_version_in_metadata() -> None:
+    batch = convert_results(body(ORGANIZATION))
+    assert batch.schema.metadata[RESULTS_SCHEMA_VERSION_KEY] == RESULTS_SCHEMA_VERSION.encode()
+
+
+def test_pretty_printed_body_gives_the_same_rows() -> None:
+    pretty = json.dumps(orjson.loads(body(ORGANIZATION, PERSON, ERRORED)), indent=2).encode()
+    assert convert_results(pretty).equals(convert_results(body(ORGANIZATION, PERSON, ERRORED)))
+
+
+def test_unknown_fields_are_ignored_at_every_depth() -> None:
+    extra = json.loads(json.dumps(ORGANIZATION))
+    extra["entities"]["counterparty"]["new_field"] = {"nested": [1, 2]}
+    extra["location"]["structured"]["plus_code"] = "87G8"
+    extra["something_new"] = [1]
+    assert convert_results(body(extra)).equals(convert_results(body(ORGANIZATION)))
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"[]", "expected a JSON object"),
+        (b"not json", "expected a JSON object"),
+        (body(ORGANIZATION, total=3), "total is 3 but the body holds 1 results"),
+        (body(ORGANIZATION, status="processing"), "status is 'processing'"),
+        (body({**ORGANIZATION, "id": None}), "result 0 has no id"),
+        (body(PERSON, {**PERSON, "id": "x", "location": {"structured": {"latitude": "north"}}}), "latitude"),
+        (body({**PERSON, "created_at": "yesterday"}), "timestamp"),
+        (body({**PERSON, "entities": {"counterparty": {"type": "person", "mccs": ["5814"]}}}), "mccs"),
+    ],
+)
+def test_malformed_bodies_are_refused_with_a_message_naming_the_problem(raw: bytes, message: str) -> None:
+    with pytest.raises(ResultsFormatError, match=message) as info:
+        convert_results(raw, batch_id="batch-1")
+    assert "batch" in str(info.value)
+
+
+def test_a_body_for_another_batch_is_refused() -> None:
+    with pytest.raises(ResultsFormatError, match="the body is for batch 'batch-2'"):
+        convert_results(body(ORGANIZATION, batch_id="batch-2"), batch_id="batch-1")
+
+
+def test_conversion_matches_a_plain_python_flattening_on_many_rows() -> None:
+    """An independent per-row flattening in Python must agree with the Arrow path on every cell."""
+    results = []
+    for index in range(500):
+        template = [ORGANIZATION, PERSON, NO_COUNTERPARTY, ENTITIES_NULL, ERRORED][index % 5]
+        results.append({**template, "id": f"t-{index:04d}"})
+    batch = convert_results(body(*results, batch_id="b"))
+    expected = [_flatten_in_python(item, "b") for item in results]
+    assert batch.to_pylist() == expected
+    assert pa.Table.from_pylist(expected, schema=RESULTS_ARROW_SCHEMA).equals(pa.Table.from_batches([batch]))
+
+
+def _flatten_in_python(item: dict, batch_id: str) -> dict:
+    from ntropy_provider.schema import LOCATION_STRUCTURED_FIELDS, parse_datetime
+
+    entities = item.get("entities") or {}
+    counterparty = entities.get("counterparty") or {}
+    location = item.get("location") or {}
+    structured = location.get("structured") or {}
+    categories = item.get("categories") or {}
+    error = item.get("error") or {}
+    intermediaries = entities.get("intermediaries")
+    if intermediaries is None and not error:
+        intermediaries = []
+    row = {
+        "transaction_id": item["id"],
+        "batch_id": batch_id,
+        "created_at": parse_datetime(item["created_at"]),
+        **{
+            f"counterparty_{k}": counterparty.get(k)
+            for k in ("type", "id", "name", "website", "logo", "mccs")
+        },
+        "intermediaries": None
+        if intermediaries is None
+        else [{k: i.get(k) for k in ("id", "name", "website", "logo", "mccs")} for i in intermediaries],
+        "category_general": categories.get("general"),
+        "category_accounting": categories.get("accounting"),
+        "location_raw_address": location.get("raw_address"),
+        **{
+            f"location_{name}": (
+                float(v)
+                if (v := structured.get(name)) is not None and name in ("latitude", "longitude")
+                else v
+            )
+            for name, _ in LOCATION_STRUCTURED_FIELDS
+        },
+        "error_code": error.get("code"),
+        "error_message": error.get("message"),
+    }
+    return row
