@@ -15,6 +15,8 @@ _PACKAGE = "ntropy_provider"
 
 def get_provider_info() -> dict[str, Any]:
     """Describe the provider to Airflow (validated against Airflow's ``provider_info.schema.json``)."""
+    from ntropy_provider.hooks._connection import provider_connection_type
+
     return {
         "package-name": "ntropy-airflow-provider",
         "name": "Ntropy",
@@ -39,13 +41,8 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "sensors": [{"integration-name": "Ntropy", "python-modules": [f"{_PACKAGE}.sensors.batch"]}],
         "triggers": [{"integration-name": "Ntropy", "python-modules": [f"{_PACKAGE}.triggers.batch"]}],
-        "connection-types": [
-            {
-                "connection-type": "ntropy",
-                "hook-class-name": f"{_PACKAGE}.hooks.ntropy.NtropyHook",
-                "hook-name": "Ntropy",
-            }
-        ],
+        # The form's fields and labels are declared (Airflow >= 3.2 reads them without importing the hook).
+        "connection-types": [provider_connection_type()],
         "plugins": [
             {"name": "ntropy_webhooks", "plugin-class": f"{_PACKAGE}.webhooks.plugin.NtropyWebhooksPlugin"}
         ],

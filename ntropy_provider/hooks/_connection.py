@@ -1,0 +1,228 @@
+"""The ``ntropy`` connection type: what its fields mean, how the UI shows them, how they are read.
+
+* password: the API key (required).
+* ``region`` extra: ``us`` (https://api.ntropy.com, the default) or ``eu`` (https://api.eu.ntropy.com).
+* host (optional): overrides the region. Either a full URL (``http://127.0.0.1:8900``) or a host name
+  with the port and schema (``http``/``https``) fields; a loopback host without schema means ``http``
+  (the local emulator speaks plain HTTP), any other host ``https``.
+* extras ``timeout``, ``connect_timeout`` (seconds) and the retry budget (:data:`POLICY_EXTRAS`).
+
+Extras are looked up under their plain name and under Airflow's legacy ``extra__ntropy__<name>``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from ntropy_provider.hooks._retry import POLICY_EXTRAS, RetryPolicy
+from ntropy_provider.schema import DEFAULT_REGION, REGION_BASE_URLS
+
+CONN_TYPE = "ntropy"
+DEFAULT_CONN_ID = "ntropy_default"
+#: Seconds to wait for an answer (a 24,960-item batch may take a while to be accepted).
+DEFAULT_TIMEOUT = 300.0
+#: Seconds to wait for a TCP connection.
+DEFAULT_CONNECT_TIMEOUT = 10.0
+
+_LEGACY_PREFIX = f"extra__{CONN_TYPE}__"
+_DEFAULT_POLICY = RetryPolicy()
+
+#: The form fields stored in the connection's extras (Airflow's declarative ``conn-fields``).
+CONN_FIELDS: dict[str, dict[str, Any]] = {
+    "region": {
+        "label": "Region",
+        "description": "Ntropy region of the API key, used when Host is empty: "
+        + ", ".join(f"{name} = {url}" for name, url in REGION_BASE_URLS.items()),
+        "schema": {"type": ["string", "null"], "enum": [*REGION_BASE_URLS, None], "default": DEFAULT_REGION},
+    },
+    "timeout": {
+        "label": "Read timeout (seconds)",
+        "description": "Seconds to wait for an answer before the request counts as failed and is retried.",
+        "schema": {"type": ["number", "null"], "minimum": 1, "default": DEFAULT_TIMEOUT},
+    },
+    "max_attempts": {
+        "label": "Retry budget: attempts",
+        "description": "Most requests per call, the first included, when the API answers 429/5xx "
+        "or the connection fails.",
+        "schema": {"type": ["integer", "null"], "minimum": 1, "default": _DEFAULT_POLICY.max_attempts},
+    },
+    "max_elapsed": {
+        "label": "Retry budget: seconds",
+        "description": "Most seconds spent retrying one call.",
+        "schema": {"type": ["number", "null"], "minimum": 0, "default": _DEFAULT_POLICY.max_elapsed},
+    },
+    "retry_after_cap": {
+        "label": "Longest Retry-After honoured (seconds)",
+        "description": "A 429's Retry-After above this is cut to it.",
+        "schema": {"type": ["number", "null"], "minimum": 0, "default": _DEFAULT_POLICY.retry_after_cap},
+    },
+}
+
+#: How the standard form fields are shown (Airflow's ``ui-field-behaviour``).
+UI_FIELD_BEHAVIOUR: dict[str, Any] = {
+    "hidden_fields": ["login"],
+    "relabeling": {
+        "password": "API key",
+        "host": "Host (optional, overrides the region)",
+        "schema": "Scheme (http or https, when Host has none)",
+    },
+    "placeholders": {
+        "password": "your Ntropy API key",
+        "host": "empty for the region's API, or e.g. http://127.0.0.1:8900 for the local emulator",
+        "port": "only with a Host without port",
+        "schema": "https",
+        "extra": '{"region": "eu", "max_attempts": 10, "max_elapsed": 600}',
+    },
+}
+
+
+def provider_connection_type() -> dict[str, Any]:
+    """The ``connection-types`` entry of ``get_provider_info()``, with the declarative UI metadata."""
+    return {
+        "connection-type": CONN_TYPE,
+        "hook-class-name": "ntropy_provider.hooks.ntropy.NtropyHook",
+        "hook-name": "Ntropy",
+        "ui-field-behaviour": {
+            "hidden-fields": UI_FIELD_BEHAVIOUR["hidden_fields"],
+            "relabeling": UI_FIELD_BEHAVIOUR["relabeling"],
+            "placeholders": UI_FIELD_BEHAVIOUR["placeholders"],
+        },
+        "conn-fields": CONN_FIELDS,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class NtropyConnectionSettings:
+    """Everything a hook needs from an ``ntropy`` connection.
+
+    :param base_url: the API's base URL, without trailing slash.
+    :param api_key: the API key (excluded from ``repr``).
+    :param retry: the retry policy.
+    :param timeout: seconds to wait for an answer.
+    :param connect_timeout: seconds to wait for a TCP connection.
+    """
+
+    base_url: str
+    api_key: str = field(repr=False)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    timeout: float = DEFAULT_TIMEOUT
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+
+
+def extra_value(extras: Mapping[str, Any], name: str) -> Any:
+    """An extra by its plain name, else by Airflow's legacy prefixed name; empty strings count as unset.
+
+    :param extras: the connection's extras.
+    :param name: the plain name, e.g. ``region``.
+    """
+    for key in (name, _LEGACY_PREFIX + name):
+        value = extras.get(key)
+        if value not in (None, ""):
+            return value
+    return None
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def resolve_base_url(
+    *, host: str | None, port: int | None, schema: str | None, region: str | None, conn_id: str
+) -> str:
+    """The API's base URL for a connection's host, port, schema and region.
+
+    :param host: the host field (a name, or a full URL), empty to use the region.
+    :param port: the port field.
+    :param schema: the schema field, taken as the URL scheme when the host has none.
+    :param region: the ``region`` extra (``us`` when empty).
+    :param conn_id: the connection's id, for error messages.
+    :raises ValueError: naming the field whose value is not usable.
+    """
+    host = (host or "").strip()
+    if not host:
+        name = (region or DEFAULT_REGION).strip().lower()
+        if name not in REGION_BASE_URLS:
+            raise ValueError(
+                f"Connection {conn_id!r}: region: expected one of {', '.join(REGION_BASE_URLS)}, "
+                f"got {region!r}"
+            )
+        return REGION_BASE_URLS[name]
+    if "://" in host:
+        parts = urlsplit(host)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"Connection {conn_id!r}: host: expected an http(s) URL, got {host!r}")
+        url = f"{parts.scheme}://{parts.netloc}{parts.path}".rstrip("/")
+        if port and parts.port is None:
+            url = f"{parts.scheme}://{parts.netloc}:{port}{parts.path}".rstrip("/")
+        return url
+    scheme = (schema or "").strip().lower() or ("http" if _is_loopback(host) else "https")
+    if scheme not in ("http", "https"):
+        raise ValueError(f"Connection {conn_id!r}: schema: expected 'http' or 'https', got {schema!r}")
+    host = host.rstrip("/")
+    return f"{scheme}://{host}:{port}" if port else f"{scheme}://{host}"
+
+
+def _positive_float(extras: Mapping[str, Any], name: str, default: float, conn_id: str) -> float:
+    raw = extra_value(extras, name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        value = -1.0
+    if not value > 0:
+        raise ValueError(f"Connection {conn_id!r}: {name}: expected a number of seconds > 0, got {raw!r}")
+    return value
+
+
+def parse_connection(
+    *,
+    conn_id: str,
+    host: str | None,
+    port: int | None,
+    schema: str | None,
+    password: str | None,
+    extras: Mapping[str, Any],
+    overrides: Mapping[str, Any] | None = None,
+) -> NtropyConnectionSettings:
+    """Read an ``ntropy`` connection's fields into settings.
+
+    :param conn_id: the connection's id, for error messages.
+    :param host: the host field.
+    :param port: the port field.
+    :param schema: the schema field.
+    :param password: the password field: the API key.
+    :param extras: the connection's extras (decoded).
+    :param overrides: settings given to the hook's constructor (``timeout``, ``connect_timeout``, the
+        retry budget); they win over the extras.
+    :raises ValueError: naming the field whose value is missing or not usable (never showing the key).
+    """
+    if not password:
+        raise ValueError(
+            f"Connection {conn_id!r} has no API key: put the Ntropy API key in its password field"
+        )
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    merged = {**{name: extra_value(extras, name) for name in (*POLICY_EXTRAS, "timeout", "connect_timeout")}}
+    merged.update(overrides)
+    try:
+        retry = RetryPolicy.from_settings(merged)
+    except ValueError as err:
+        raise ValueError(f"Connection {conn_id!r}: {err}") from None
+    return NtropyConnectionSettings(
+        base_url=resolve_base_url(
+            host=host, port=port, schema=schema, region=extra_value(extras, "region"), conn_id=conn_id
+        ),
+        api_key=password,
+        retry=retry,
+        timeout=_positive_float(merged, "timeout", DEFAULT_TIMEOUT, conn_id),
+        connect_timeout=_positive_float(merged, "connect_timeout", DEFAULT_CONNECT_TIMEOUT, conn_id),
+    )

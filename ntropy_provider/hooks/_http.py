@@ -1,0 +1,242 @@
+"""Transport pieces shared by the sync and the async hook: headers, request ids, errors, JSON bodies."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any
+
+import orjson
+
+from ntropy_provider import __version__
+from ntropy_provider.exceptions import (
+    NtropyConnectionError,
+    NtropyError,
+    NtropyValidationError,
+    describe_detail,
+    error_class_for_status,
+    parse_item_errors,
+)
+from ntropy_provider.schema import API_KEY_HEADER, REQUEST_ID_HEADER, TRANSACTIONS_OPERATION
+
+USER_AGENT = f"ntropy-airflow-provider/{__version__}"
+_REDACTED = "***"
+_ORJSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+
+def new_request_id() -> str:
+    """A fresh ``X-Request-ID``: 32 hex characters."""
+    return uuid.uuid4().hex
+
+
+def base_headers(api_key: str) -> dict[str, str]:
+    """The headers every API request carries (a session's defaults).
+
+    :param api_key: the API key.
+    """
+    return {API_KEY_HEADER: api_key, "Accept": "application/json", "User-Agent": USER_AGENT}
+
+
+def attempt_headers(request_id: str, *, has_body: bool) -> dict[str, str]:
+    """The headers of one attempt, on top of :func:`base_headers`.
+
+    :param request_id: the attempt's fresh ``X-Request-ID``.
+    :param has_body: whether a JSON body is sent.
+    """
+    if has_body:
+        return {REQUEST_ID_HEADER: request_id, "Content-Type": "application/json"}
+    return {REQUEST_ID_HEADER: request_id}
+
+
+def scrub(text: str, secret: str | None) -> str:
+    """``text`` with every occurrence of ``secret`` replaced by ``***``.
+
+    :param text: any text that may end up in a log line or an exception.
+    :param secret: the secret to hide (nothing is replaced when empty).
+    """
+    return text.replace(secret, _REDACTED) if secret else text
+
+
+def _json_default(value: Any) -> Any:
+    # Values common in rows read from databases and data frames that orjson does not know.
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, (dt.date, dt.datetime)) or hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "item"):  # numpy / pandas scalars
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def dumps(value: Any) -> bytes:
+    """Serialize to JSON bytes (orjson; Decimal, numpy and date values included).
+
+    :param value: the value.
+    :raises TypeError: when a value cannot be represented in JSON.
+    """
+    return orjson.dumps(value, default=_json_default, option=_ORJSON_OPTIONS)
+
+
+def loads(body: bytes | str) -> Any:
+    """Parse JSON bytes.
+
+    :param body: the JSON document.
+    """
+    return orjson.loads(body)
+
+
+def error_detail(body: bytes) -> Any:
+    """The ``detail`` of an error answer's body (the raw text when it is not the API's JSON).
+
+    :param body: the answer's body.
+    """
+    if not body:
+        return None
+    try:
+        decoded = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body[:500].decode("utf-8", "replace")
+    if isinstance(decoded, Mapping) and "detail" in decoded:
+        return decoded["detail"]
+    return decoded
+
+
+def error_for_answer(
+    *, method: str, path: str, status: int, body: bytes, request_id: str, api_key: str | None, attempts: int
+) -> NtropyError:
+    """The typed exception for an error answer; its message names the item and field of a 422.
+
+    :param method: the request's method.
+    :param path: the request's path.
+    :param status: the answer's status.
+    :param body: the answer's body.
+    :param request_id: the request's ``X-Request-ID``.
+    :param api_key: the API key, scrubbed from the message should the server echo it.
+    :param attempts: how many requests were made for this call.
+    """
+    detail = error_detail(body)
+    tried = f" after {attempts} attempts" if attempts > 1 else ""
+    message = scrub(
+        f"Ntropy API answered {status} to {method} {path}{tried}: {describe_detail(detail)} "
+        f"(X-Request-ID {request_id})",
+        api_key,
+    )
+    cls = error_class_for_status(status)
+    if issubclass(cls, NtropyValidationError):
+        return cls(
+            message, status=status, detail=detail, request_id=request_id, errors=parse_item_errors(detail)
+        )
+    return cls(message, status=status, detail=detail, request_id=request_id)
+
+
+def error_for_exception(
+    *,
+    method: str,
+    path: str,
+    base_url: str,
+    error: BaseException,
+    request_id: str,
+    api_key: str | None,
+    attempts: int,
+) -> NtropyConnectionError:
+    """The typed exception for a request that got no answer (refused, dropped, timed out).
+
+    :param method: the request's method.
+    :param path: the request's path.
+    :param base_url: the API's base URL.
+    :param error: the transport's exception.
+    :param request_id: the last request's ``X-Request-ID``.
+    :param api_key: the API key, scrubbed from the message.
+    :param attempts: how many requests were made for this call.
+    """
+    message = scrub(
+        f"No answer from the Ntropy API at {base_url} to {method} {path} after {attempts} attempt"
+        f"{'s' if attempts > 1 else ''}: {type(error).__name__}: {error} (X-Request-ID {request_id})",
+        api_key,
+    )
+    return NtropyConnectionError(message, status=None, detail=None, request_id=request_id)
+
+
+# --------------------------------------------------------------------------------------------------
+# Batch bodies, serialized once, straight to bytes
+# --------------------------------------------------------------------------------------------------
+def batch_body(data_items: list[bytes], *, priority: str, operation: str = TRANSACTIONS_OPERATION) -> bytes:
+    """The ``POST /v3/batches`` body around already serialized items.
+
+    :param data_items: each transaction as JSON bytes.
+    :param priority: ``default`` or ``low``.
+    :param operation: the batch operation.
+    """
+    head = b'{"operation":' + dumps(operation) + b',"priority":' + dumps(priority) + b',"data":['
+    return b"".join((head, b",".join(data_items), b"]}"))
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """One slice of the input, ready to be sent.
+
+    :param index: the chunk's position (0 for the first ``chunk_size`` input rows).
+    :param start: the input row index of its first item.
+    :param size: how many items it holds.
+    :param body: the serialized request body, ``None`` for a skipped chunk.
+    """
+
+    index: int
+    start: int
+    size: int
+    body: bytes | None
+
+
+def iter_chunks(
+    records: Iterable[Any], chunk_size: int, *, priority: str, skip: frozenset[int] | set[int] = frozenset()
+) -> Iterator[Chunk]:
+    """Cut ``records`` into request bodies of at most ``chunk_size`` items, consuming the input lazily.
+
+    Each record is serialized as soon as it is read and dropped, so a chunk being built costs its JSON
+    bytes only; the input is never materialized. Skipped chunks consume their records without
+    serializing them.
+
+    :param records: any iterable of transaction mappings.
+    :param chunk_size: items per chunk (>= 1).
+    :param priority: the batches' priority.
+    :param skip: chunk indexes to consume but not serialize.
+    :raises TypeError: naming the input row whose value cannot be represented in JSON.
+    """
+    iterator = iter(records)
+    index = start = 0
+    while True:
+        if index in skip:
+            size = sum(1 for _ in islice(iterator, chunk_size))
+            if not size:
+                return
+            yield Chunk(index, start, size, None)
+        else:
+            items: list[bytes] = []
+            append = items.append
+            try:
+                for record in islice(iterator, chunk_size):
+                    append(dumps(record))
+            except TypeError as err:
+                raise TypeError(f"input row {start + len(items)}: cannot serialize to JSON: {err}") from None
+            if not items:
+                return
+            size = len(items)
+            body = batch_body(items, priority=priority)
+            del items  # hold the chunk once (as its body), not twice, while the caller sends it
+            yield Chunk(index, start, size, body)
+            del body
+        index += 1
+        start += size
+
+
+def headers_request_id(headers: Mapping[str, str], sent: str) -> str:
+    """The request id the server echoed, else the one sent.
+
+    :param headers: the answer's headers (case-insensitive mapping).
+    :param sent: the ``X-Request-ID`` sent.
+    """
+    return headers.get(REQUEST_ID_HEADER) or sent

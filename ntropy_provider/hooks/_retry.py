@@ -1,0 +1,251 @@
+"""The retry policy of the Ntropy hooks: one set of decisions shared by the sync and the async hook.
+
+What is retried, and how long to wait:
+
+* ``429``: the ``Retry-After`` the server sent (capped by ``retry_after_cap``), or the backoff when the
+  header is missing or unreadable.
+* ``500``, ``502``, ``503``, ``504`` and connection errors/timeouts: exponential backoff with full jitter,
+  ``uniform(0, min(backoff_max, backoff_base * 2 ** (retry - 1)))``, never below ``backoff_min``.
+* anything else: never (a 4xx will not get better by asking again).
+
+The budget is spent when ``max_attempts`` requests were made or when the next wait would end more than
+``max_elapsed`` seconds after the first request started. The policy only decides; the hooks sleep
+(``time.sleep`` or ``asyncio.sleep``), which keeps the decisions testable without a clock.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+#: Statuses worth another attempt with backoff (429 is handled apart: it says how long to wait).
+RETRYABLE_SERVER_STATUSES: frozenset[int] = frozenset({500, 502, 503, 504})
+RATE_LIMITED_STATUS = 429
+
+#: Connection extras (and constructor arguments) that tune the policy, with the type each expects.
+POLICY_EXTRAS: dict[str, type] = {
+    "max_attempts": int,
+    "max_elapsed": float,
+    "backoff_base": float,
+    "backoff_min": float,
+    "backoff_max": float,
+    "retry_after_cap": float,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """When to retry a request and how long to wait first.
+
+    :param max_attempts: most requests made for one call, the first included (>= 1).
+    :param max_elapsed: most seconds from the first request's start to the start of the last retry.
+    :param backoff_base: the first backoff's upper bound, in seconds; doubles on every retry.
+    :param backoff_min: the shortest backoff, in seconds (jitter never goes below it).
+    :param backoff_max: the longest backoff, in seconds.
+    :param retry_after_cap: the longest ``Retry-After`` honoured, in seconds; a larger value is cut to it.
+    """
+
+    max_attempts: int = 10
+    max_elapsed: float = 600.0
+    backoff_base: float = 1.0
+    backoff_min: float = 0.1
+    backoff_max: float = 60.0
+    retry_after_cap: float = 120.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError(f"max_attempts: expected an integer >= 1, got {self.max_attempts!r}")
+        for name in ("max_elapsed", "backoff_base", "backoff_min", "backoff_max", "retry_after_cap"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}: expected a number >= 0, got {getattr(self, name)!r}")
+
+    @classmethod
+    def from_settings(cls, *sources: Mapping[str, Any] | None) -> RetryPolicy:
+        """Build a policy from connection extras and arguments; later sources win, ``None`` values skip.
+
+        :param sources: mappings holding any of :data:`POLICY_EXTRAS` (other keys are ignored).
+        :raises ValueError: naming the setting whose value is not a number.
+        """
+        values: dict[str, Any] = {}
+        for source in sources:
+            for name, type_ in POLICY_EXTRAS.items():
+                if source is None or source.get(name) is None:
+                    continue
+                raw = source[name]
+                try:
+                    values[name] = type_(raw)
+                except (TypeError, ValueError):
+                    raise ValueError(f"{name}: expected a number, got {raw!r}") from None
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> RetryPolicy:
+        """A copy of this policy with some settings changed.
+
+        :param changes: settings to change.
+        """
+        return dataclasses.replace(self, **changes)
+
+    def backoff(self, retry: int, rand: Callable[[], float] = random.random) -> float:
+        """The jittered exponential backoff before the ``retry``-th retry (1 for the first).
+
+        :param retry: which retry this is, from 1.
+        :param rand: a source of uniform numbers in [0, 1) (injectable for tests).
+        """
+        ceiling = min(self.backoff_max, self.backoff_base * 2 ** max(retry - 1, 0))
+        return max(self.backoff_min, ceiling * rand())
+
+    def delay(
+        self,
+        *,
+        attempt: int,
+        elapsed: float,
+        status: int | None,
+        retry_after: str | None = None,
+        rand: Callable[[], float] = random.random,
+    ) -> float | None:
+        """How long to wait before the next attempt, or ``None`` to give up.
+
+        :param attempt: how many requests were made so far for this call (1 after the first).
+        :param elapsed: seconds since the first request started.
+        :param status: the HTTP status of the last answer, ``None`` for a connection error or timeout.
+        :param retry_after: the ``Retry-After`` header of the last answer, if any.
+        :param rand: a source of uniform numbers in [0, 1) (injectable for tests).
+        """
+        if status is not None and status != RATE_LIMITED_STATUS and status not in RETRYABLE_SERVER_STATUSES:
+            return None
+        if attempt >= self.max_attempts:
+            return None
+        wait: float | None = None
+        if status == RATE_LIMITED_STATUS:
+            wait = parse_retry_after(retry_after)
+            if wait is not None:
+                wait = min(wait, self.retry_after_cap)
+        if wait is None:
+            wait = self.backoff(attempt, rand)
+        if elapsed + wait > self.max_elapsed:
+            return None
+        return wait
+
+
+def is_retryable(status: int | None) -> bool:
+    """Whether an answer with this status (``None``: no answer) may succeed when asked again.
+
+    :param status: the HTTP status, or ``None`` for a connection error or timeout.
+    """
+    return status is None or status == RATE_LIMITED_STATUS or status in RETRYABLE_SERVER_STATUSES
+
+
+def parse_retry_after(value: str | None, now: dt.datetime | None = None) -> float | None:
+    """Seconds to wait according to a ``Retry-After`` header (delta-seconds or an HTTP date).
+
+    :param value: the header's value.
+    :param now: the current time, for an HTTP date (defaults to now, UTC).
+    :return: seconds (>= 0), or ``None`` when the header is missing or unreadable.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.UTC)
+        seconds = (when - (now or dt.datetime.now(dt.UTC))).total_seconds()
+    if seconds != seconds:  # NaN
+        return None
+    return max(0.0, seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryEvent:
+    """What a hook reports (to ``on_retry`` and its log) before it waits and asks again.
+
+    :param method: the HTTP method.
+    :param path: the API path, e.g. ``/v3/batches``.
+    :param attempt: how many requests were made so far for this call.
+    :param status: the status of the failed answer, ``None`` for a connection error or timeout.
+    :param wait: seconds the hook waits before the next attempt.
+    :param request_id: the ``X-Request-ID`` of the failed request.
+    :param reason: a short description of the failure.
+    """
+
+    method: str
+    path: str
+    attempt: int
+    status: int | None
+    wait: float
+    request_id: str
+    reason: str
+
+
+class Attempts:
+    """One logical call across its attempts: a fresh request id per attempt, the budget, the verdicts.
+
+    The sync and the async hook both drive their request loop with it, so that they decide alike.
+
+    :param method: the HTTP method.
+    :param path: the API path.
+    :param policy: the retry policy.
+    :param clock: a monotonic clock (injectable for tests).
+    :param new_request_id: makes a fresh ``X-Request-ID``.
+    """
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        policy: RetryPolicy,
+        *,
+        new_request_id: Callable[[], str],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.policy = policy
+        self.count = 0
+        self.request_id = ""
+        self._clock = clock
+        self._new_request_id = new_request_id
+        self._started = clock()
+
+    def begin(self) -> str:
+        """Start an attempt.
+
+        :return: the attempt's fresh ``X-Request-ID``.
+        """
+        self.count += 1
+        self.request_id = self._new_request_id()
+        return self.request_id
+
+    def failed(self, *, status: int | None, retry_after: str | None, reason: str) -> RetryEvent | None:
+        """Decide after a failed attempt.
+
+        :param status: the answer's status, ``None`` when no answer came.
+        :param retry_after: the answer's ``Retry-After`` header.
+        :param reason: a short description of the failure (for the log and ``on_retry``).
+        :return: the retry to make (with its wait), or ``None`` when the call has failed for good.
+        """
+        wait = self.policy.delay(
+            attempt=self.count, elapsed=self._clock() - self._started, status=status, retry_after=retry_after
+        )
+        if wait is None:
+            return None
+        return RetryEvent(
+            method=self.method,
+            path=self.path,
+            attempt=self.count,
+            status=status,
+            wait=wait,
+            request_id=self.request_id,
+            reason=reason,
+        )

@@ -1,0 +1,1027 @@
+"""Hooks for the Ntropy API: :class:`NtropyHook` (sync, requests) and :class:`NtropyAsyncHook` (aiohttp).
+
+Both read the ``ntropy`` connection (see :mod:`ntropy_provider.hooks._connection`), send a fresh
+``X-Request-ID`` with every request, retry 429 (after ``Retry-After``), 5xx and connection failures
+under one shared :class:`~ntropy_provider.hooks._retry.RetryPolicy`, and raise the typed errors of
+:mod:`ntropy_provider.exceptions` for everything else. The API key is sent in a header and never
+logged, put in an exception message or shown in a ``repr``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import requests
+from airflow.providers.http.hooks.http import HttpHook
+from airflow.sdk import BaseHook
+from requests_toolbelt.adapters.socket_options import TCPKeepAliveAdapter
+
+from ntropy_provider.exceptions import (
+    ItemError,
+    NtropyAuthError,
+    NtropyConnectionError,
+    NtropyError,
+    NtropyNotFoundError,
+    NtropyTimeoutError,
+    NtropyValidationError,
+)
+from ntropy_provider.hooks._connection import (
+    CONN_FIELDS,
+    CONN_TYPE,
+    DEFAULT_CONN_ID,
+    UI_FIELD_BEHAVIOUR,
+    NtropyConnectionSettings,
+    parse_connection,
+)
+from ntropy_provider.hooks._http import (
+    Chunk,
+    attempt_headers,
+    base_headers,
+    dumps,
+    error_for_answer,
+    error_for_exception,
+    iter_chunks,
+    loads,
+    new_request_id,
+)
+from ntropy_provider.hooks._retry import Attempts, RetryEvent, RetryPolicy
+from ntropy_provider.schema import (
+    ACCOUNT_HOLDER_TYPES,
+    ACCOUNT_HOLDERS_PATH,
+    BATCHES_PATH,
+    MAX_BATCH_SIZE,
+    MAX_CONCURRENT_OPERATIONS,
+    MAX_LIST_LIMIT,
+    PRIORITIES,
+    RETRY_AFTER_HEADER,
+    TRANSACTIONS_OPERATION,
+    WEBHOOKS_PATH,
+    AccountHolder,
+    Batch,
+    BatchResult,
+    BatchStatus,
+    Webhook,
+    format_datetime,
+)
+
+#: Transport failures of requests that are worth another attempt (no answer, or a truncated one).
+_REQUESTS_TRANSPORT_ERRORS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+)
+#: The same for aiohttp.
+_AIOHTTP_TRANSPORT_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError)
+
+_UNSET: Any = object()
+
+RetryCallback = Callable[[RetryEvent], None]
+
+
+# --------------------------------------------------------------------------------------------------
+# Request building and answer parsing shared by both hooks
+# --------------------------------------------------------------------------------------------------
+def _item_path(collection: str, item_id: str) -> str:
+    if not item_id:
+        raise ValueError(f"{collection}: expected a non-empty id, got {item_id!r}")
+    return f"{collection}/{quote(str(item_id), safe='')}"
+
+
+def _check_priority(priority: str) -> None:
+    if priority not in PRIORITIES:
+        raise ValueError(f"priority: expected one of {', '.join(PRIORITIES)}, got {priority!r}")
+
+
+def _create_batch_body(data: Iterable[Mapping[str, Any]], operation: str, priority: str) -> bytes:
+    _check_priority(priority)
+    items = data if isinstance(data, list) else list(data)
+    if not 1 <= len(items) <= MAX_BATCH_SIZE:
+        raise ValueError(f"data: expected 1 to {MAX_BATCH_SIZE} transactions, got {len(items)}")
+    return dumps({"operation": operation, "priority": priority, "data": items})
+
+
+def _as_api_datetime(value: dt.datetime | str | None) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return format_datetime(value)
+
+
+def _list_params(
+    *,
+    status: BatchStatus | str | None,
+    created_after: dt.datetime | str | None,
+    created_before: dt.datetime | str | None,
+    page_size: int,
+) -> dict[str, Any]:
+    if not 1 <= page_size <= MAX_LIST_LIMIT:
+        raise ValueError(f"page_size: expected 1 to {MAX_LIST_LIMIT}, got {page_size!r}")
+    params: dict[str, Any] = {"limit": page_size}
+    if status is not None:
+        params["status"] = BatchStatus(status).value
+    if (after := _as_api_datetime(created_after)) is not None:
+        params["created_after"] = after
+    if (before := _as_api_datetime(created_before)) is not None:
+        params["created_before"] = before
+    return params
+
+
+def _page(body: bytes) -> tuple[list[dict[str, Any]], str | None]:
+    page = loads(body)
+    return list(page.get("data") or []), page.get("next_cursor")
+
+
+def _in_input_terms(error: NtropyError, chunk: Chunk) -> NtropyError:
+    """Restate a chunk's error in input rows, so that a 422 names the row of the caller's input."""
+    rows = f"input rows {chunk.start} to {chunk.start + chunk.size - 1}"
+    if isinstance(error, NtropyValidationError) and any(e.index is not None for e in error.errors):
+        shifted = [
+            ItemError(None if e.index is None else e.index + chunk.start, e.field, e.message)
+            for e in error.errors
+        ]
+        listed = "; ".join(
+            f"input row {e.index}, field {e.field}: {e.message}" if e.index is not None else str(e)
+            for e in shifted[:20]
+        )
+        more = f"; and {len(shifted) - 20} more" if len(shifted) > 20 else ""
+        return NtropyValidationError(
+            f"Ntropy API refused chunk {chunk.index} ({rows}) with {error.status}: {listed}{more} "
+            f"(X-Request-ID {error.request_id})",
+            status=error.status,
+            detail=error.detail,
+            request_id=error.request_id,
+            errors=shifted,
+        )
+    error.add_note(f"while submitting chunk {chunk.index} ({rows})")
+    return error
+
+
+# --------------------------------------------------------------------------------------------------
+# Sync hook
+# --------------------------------------------------------------------------------------------------
+class NtropyHook(HttpHook):
+    """Talk to the Ntropy API (batches, account holders, webhooks) through an ``ntropy`` connection.
+
+    Built on :class:`~airflow.providers.http.hooks.http.HttpHook` for connection handling; requests go
+    through one pooled :class:`requests.Session` (safe to share between the threads of
+    :meth:`submit_batches`) and the hook's own retry policy.
+
+    :param ntropy_conn_id: the ``ntropy`` connection to use.
+    :param max_attempts: retry budget: most requests per call (overrides the connection's extra).
+    :param max_elapsed: retry budget: most seconds spent retrying one call.
+    :param retry_after_cap: the longest ``Retry-After`` honoured, in seconds.
+    :param backoff_base: the first backoff's upper bound, in seconds (doubling on every retry).
+    :param backoff_max: the longest backoff, in seconds.
+    :param timeout: seconds to wait for an answer.
+    :param connect_timeout: seconds to wait for a TCP connection.
+    :param on_retry: called with a :class:`~ntropy_provider.hooks._retry.RetryEvent` before each wait
+        (in the thread that made the request), e.g. to count retries in metrics.
+    :param kwargs: passed to :class:`~airflow.providers.http.hooks.http.HttpHook` (e.g. ``tcp_keep_alive``).
+    """
+
+    conn_name_attr = "ntropy_conn_id"
+    default_conn_name = DEFAULT_CONN_ID
+    conn_type = CONN_TYPE
+    hook_name = "Ntropy"
+
+    def __init__(
+        self,
+        ntropy_conn_id: str = default_conn_name,
+        *,
+        max_attempts: int | None = None,
+        max_elapsed: float | None = None,
+        retry_after_cap: float | None = None,
+        backoff_base: float | None = None,
+        backoff_max: float | None = None,
+        timeout: float | None = None,
+        connect_timeout: float | None = None,
+        on_retry: RetryCallback | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(method="GET", http_conn_id=ntropy_conn_id, **kwargs)
+        self.ntropy_conn_id = ntropy_conn_id
+        self.on_retry = on_retry
+        self._overrides: dict[str, Any] = {
+            "max_attempts": max_attempts,
+            "max_elapsed": max_elapsed,
+            "retry_after_cap": retry_after_cap,
+            "backoff_base": backoff_base,
+            "backoff_max": backoff_max,
+            "timeout": timeout,
+            "connect_timeout": connect_timeout,
+        }
+        if self.keep_alive_adapter is not None:
+            # One pool large enough for every concurrent submit (the API allows 10 operations at once).
+            self.keep_alive_adapter = TCPKeepAliveAdapter(
+                idle=kwargs.get("tcp_keep_alive_idle", 120),
+                count=kwargs.get("tcp_keep_alive_count", 20),
+                interval=kwargs.get("tcp_keep_alive_interval", 30),
+                pool_connections=1,
+                pool_maxsize=MAX_CONCURRENT_OPERATIONS,
+            )
+        self._settings: NtropyConnectionSettings | None = None
+        self._session: requests.Session | None = None
+        self._session_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(ntropy_conn_id={self.ntropy_conn_id!r})"
+
+    # ---------------------------------------------------------------- connection form
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """How the standard connection form fields are shown (also declared in ``get_provider_info``)."""
+        return {key: value.copy() for key, value in UI_FIELD_BEHAVIOUR.items()}
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The extra form fields (region, timeout, retry budget) as wtforms fields.
+
+        Airflow >= 3.2 reads the same fields declaratively from ``get_provider_info()["connection-types"]``
+        (``conn-fields``) and does not call this; it needs Flask-AppBuilder, imported only here.
+        """
+        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+        from flask_babel import lazy_gettext
+        from wtforms import IntegerField, StringField
+
+        widgets: dict[str, Any] = {}
+        for name, spec in CONN_FIELDS.items():
+            field_class = IntegerField if "integer" in spec["schema"]["type"] else StringField
+            widgets[name] = field_class(
+                lazy_gettext(spec["label"]), widget=BS3TextFieldWidget(), description=spec["description"]
+            )
+        return widgets
+
+    # ---------------------------------------------------------------- connection and session
+    @property
+    def settings(self) -> NtropyConnectionSettings:
+        """The connection's settings (read once; the API key is registered with Airflow's masker)."""
+        if self._settings is None:
+            conn = self.get_connection(self.ntropy_conn_id)
+            settings = parse_connection(
+                conn_id=self.ntropy_conn_id,
+                host=conn.host,
+                port=conn.port,
+                schema=conn.schema,
+                password=conn.password,
+                extras=conn.extra_dejson,
+                overrides=self._overrides,
+            )
+            _mask(settings.api_key)
+            self.base_url = settings.base_url
+            self._base_url_initialized = True
+            self._settings = settings
+        return self._settings
+
+    def get_conn(
+        self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None
+    ) -> requests.Session:
+        """The hook's pooled session, authenticated with the API key (built once, shared by threads).
+
+        :param headers: extra headers for every request of the session (only when it is first built).
+        :param extra_options: unused; accepted for :meth:`HttpHook.run` compatibility.
+        """
+        if self._session is None:
+            settings = self.settings
+            with self._session_lock:
+                if self._session is None:
+                    session = requests.Session()
+                    session.headers.update(base_headers(settings.api_key))
+                    session.headers.update(headers or {})
+                    self._session = self._configure_session_from_mount_adapters(session)
+        return self._session
+
+    def close(self) -> None:
+        """Close the pooled session (the hook builds a new one if used again)."""
+        with self._session_lock:
+            if self._session is not None:
+                self._session.close()
+                self._session = None
+
+    # ---------------------------------------------------------------- the request loop
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: bytes | None = None,
+        policy: RetryPolicy | None = None,
+    ) -> requests.Response:
+        settings = self.settings
+        session = self.get_conn()
+        attempts = Attempts(method, path, policy or settings.retry, new_request_id=new_request_id)
+        url = settings.base_url + path
+        while True:
+            request_id = attempts.begin()
+            started = time.monotonic()
+            try:
+                response = session.request(
+                    method,
+                    url,
+                    params=params,
+                    data=body,
+                    headers=attempt_headers(request_id, has_body=body is not None),
+                    timeout=(settings.connect_timeout, settings.timeout),
+                    allow_redirects=False,
+                )
+            except _REQUESTS_TRANSPORT_ERRORS as err:
+                event = attempts.failed(status=None, retry_after=None, reason=f"{type(err).__name__}")
+                if event is None:
+                    raise error_for_exception(
+                        method=method,
+                        path=path,
+                        base_url=settings.base_url,
+                        error=err,
+                        request_id=request_id,
+                        api_key=settings.api_key,
+                        attempts=attempts.count,
+                    ) from None
+            else:
+                status = response.status_code
+                _log_answer(self.log, method, path, status, started, request_id)
+                if status < 400:
+                    return response
+                event = attempts.failed(
+                    status=status,
+                    retry_after=response.headers.get(RETRY_AFTER_HEADER),
+                    reason=f"HTTP {status}",
+                )
+                if event is None:
+                    raise error_for_answer(
+                        method=method,
+                        path=path,
+                        status=status,
+                        body=response.content,
+                        request_id=request_id,
+                        api_key=settings.api_key,
+                        attempts=attempts.count,
+                    )
+            _report_retry(self.log, self.on_retry, event, attempts.policy.max_attempts)
+            time.sleep(event.wait)
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return loads(self._request(method, path, **kwargs).content)
+
+    def _iter_pages(self, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        cursor: str | None = None
+        while True:
+            items, cursor = _page(self._request("GET", path, params={**params, "cursor": cursor}).content)
+            yield from items
+            if not cursor:
+                return
+
+    # ---------------------------------------------------------------- batches
+    def create_batch(
+        self,
+        data: Iterable[Mapping[str, Any]],
+        operation: str = TRANSACTIONS_OPERATION,
+        priority: str = "default",
+    ) -> Batch:
+        """Submit one batch of at most 24,960 transactions.
+
+        :param data: the transactions (TransactionInput mappings).
+        :param operation: the batch operation; only ``POST /v3/transactions`` exists.
+        :param priority: ``default`` or ``low``.
+        :return: the created batch (``processing``).
+        :raises ValueError: when ``data`` is empty or too large, or ``priority`` unknown.
+        :raises NtropyValidationError: when the API refuses an item (the message names item and field).
+        """
+        body = _create_batch_body(data, operation, priority)
+        return Batch.from_dict(self._json("POST", BATCHES_PATH, body=body))
+
+    def get_batch(self, batch_id: str) -> Batch:
+        """Fetch a batch's status and progress.
+
+        :param batch_id: the batch id.
+        :raises NtropyNotFoundError: when the batch does not exist.
+        """
+        return Batch.from_dict(self._json("GET", _item_path(BATCHES_PATH, batch_id)))
+
+    def list_batches(
+        self,
+        status: BatchStatus | str | None = None,
+        created_after: dt.datetime | str | None = None,
+        created_before: dt.datetime | str | None = None,
+        page_size: int = 100,
+    ) -> Iterator[Batch]:
+        """Iterate over every batch (newest first), fetching page after page as needed.
+
+        :param status: only batches with this status.
+        :param created_after: only batches created at or after this time.
+        :param created_before: only batches created before this time.
+        :param page_size: batches per request (1 to 1000).
+        """
+        params = _list_params(
+            status=status, created_after=created_after, created_before=created_before, page_size=page_size
+        )
+        for item in self._iter_pages(BATCHES_PATH, params):
+            yield Batch.from_dict(item)
+
+    def get_batch_results_raw(self, batch_id: str) -> bytes:
+        """The results document of a completed batch, as received (for streaming parsers).
+
+        :param batch_id: the batch id.
+        :raises NtropyNotReadyError: while the batch is processing, or after it ended in ``error``.
+        """
+        return self._request("GET", _item_path(BATCHES_PATH, batch_id) + "/results").content
+
+    def get_batch_results(self, batch_id: str) -> BatchResult:
+        """The results of a completed batch, one EnrichedTransaction per item, in submission order.
+
+        :param batch_id: the batch id.
+        :raises NtropyNotReadyError: while the batch is processing, or after it ended in ``error``.
+        """
+        return BatchResult.from_dict(loads(self.get_batch_results_raw(batch_id)))
+
+    def submit_batches(
+        self,
+        records: Iterable[Mapping[str, Any]],
+        chunk_size: int = MAX_BATCH_SIZE,
+        *,
+        priority: str = "default",
+        max_concurrency: int = MAX_CONCURRENT_OPERATIONS,
+        skip_chunks: Collection[int] = frozenset(),
+        before_submit: Callable[[int, int], None] | None = None,
+        on_submitted: Callable[[int, Batch], None] | None = None,
+    ) -> list[Batch | None]:
+        """Cut any number of transactions into batches and submit them concurrently.
+
+        The input is consumed lazily and each chunk serialized once, so memory stays near
+        ``max_concurrency`` chunks in flight plus the one being built, whatever the input's length.
+        Both callbacks run in the calling thread, so they may record state (e.g. in a task state store):
+        ``before_submit`` right before a chunk's request is issued, ``on_submitted`` as soon as its
+        answer is in (in completion order). When a chunk fails for good no further chunk is sent; the
+        chunks in flight are awaited (``on_submitted`` still runs for those that succeed), then the first
+        error is raised, naming the chunk and, for a 422, the input row and field.
+
+        :param records: any iterable of transaction mappings (a generator over a huge file included).
+        :param chunk_size: transactions per batch (1 to 24,960).
+        :param priority: ``default`` or ``low``.
+        :param max_concurrency: most requests in flight (1 to 10, the API's limit per key).
+        :param skip_chunks: chunk indexes not to send again (e.g. sent by an earlier try); their input
+            rows are consumed and their slot in the result is ``None``.
+        :param before_submit: called as ``before_submit(chunk_index, size)`` before a chunk is sent.
+        :param on_submitted: called as ``on_submitted(chunk_index, batch)`` once a chunk was accepted.
+        :return: one Batch per chunk in input order (``None`` for skipped chunks); empty for empty input.
+        """
+        if not 1 <= chunk_size <= MAX_BATCH_SIZE:
+            raise ValueError(f"chunk_size: expected 1 to {MAX_BATCH_SIZE}, got {chunk_size!r}")
+        if not 1 <= max_concurrency <= MAX_CONCURRENT_OPERATIONS:
+            raise ValueError(
+                f"max_concurrency: expected 1 to {MAX_CONCURRENT_OPERATIONS}, got {max_concurrency!r}"
+            )
+        _check_priority(priority)
+        self.get_conn()  # read the connection once, in this thread, before the workers start
+        skip = frozenset(skip_chunks)
+        results: list[Batch | None] = []
+        in_flight: dict[Future[Batch], Chunk] = {}
+        errors: list[BaseException] = []
+
+        def settle(done: Iterable[Future[Batch]]) -> None:
+            for future in done:
+                chunk = in_flight.pop(future)
+                try:
+                    batch = future.result()
+                except NtropyError as err:
+                    errors.append(_in_input_terms(err, chunk))
+                    continue
+                except Exception as err:
+                    errors.append(err)
+                    continue
+                results[chunk.index] = batch
+                self.log.info(
+                    "Chunk %d (%d transactions) accepted as batch %s", chunk.index, chunk.size, batch.id
+                )
+                if on_submitted is not None:
+                    try:
+                        on_submitted(chunk.index, batch)
+                    except Exception as err:
+                        errors.append(err)
+
+        executor = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="ntropy-submit")
+        try:
+            for chunk in iter_chunks(records, chunk_size, priority=priority, skip=skip):
+                results.append(None)
+                if chunk.body is None:
+                    self.log.info("Chunk %d (%d transactions) skipped, as asked", chunk.index, chunk.size)
+                    continue
+                settle([f for f in in_flight if f.done()])
+                while len(in_flight) >= max_concurrency and not errors:
+                    settle(wait(in_flight, return_when=FIRST_COMPLETED).done)
+                if errors:
+                    break
+                if before_submit is not None:
+                    try:
+                        before_submit(chunk.index, chunk.size)
+                    except Exception as err:
+                        errors.append(err)
+                        break
+                future = executor.submit(self._post_batch_body, chunk.body)
+                # Only the worker holds the body, so that it is freed as soon as it was sent.
+                in_flight[future] = dataclasses.replace(chunk, body=None)
+                del chunk, future
+            while in_flight:
+                settle(wait(in_flight, return_when=FIRST_COMPLETED).done)
+        finally:
+            executor.shutdown(wait=True, cancel_futures=True)
+        if errors:
+            raise errors[0]
+        return results
+
+    def _post_batch_body(self, body: bytes) -> Batch:
+        return Batch.from_dict(self._json("POST", BATCHES_PATH, body=body))
+
+    def wait_for_batches(
+        self, batch_ids: Iterable[str], poll_interval: float = 10.0, timeout: float | None = 36_000.0
+    ) -> list[Batch]:
+        """Poll batches until every one has ended (``completed`` or ``error``): the non-deferrable path.
+
+        :param batch_ids: the batches to wait for.
+        :param poll_interval: seconds between two rounds of polling.
+        :param timeout: seconds after which to give up (``None``: wait for ever).
+        :return: the final Batch of each id, in the order given (``error`` batches included: the caller
+            decides what an errored batch means).
+        :raises NtropyTimeoutError: naming the batches still processing at the deadline.
+        """
+        ids = list(dict.fromkeys(batch_ids))
+        deadline = None if timeout is None else time.monotonic() + timeout
+        final: dict[str, Batch] = {}
+        while True:
+            for batch_id in ids:
+                if batch_id not in final:
+                    batch = self.get_batch(batch_id)
+                    if batch.is_terminal:
+                        final[batch_id] = batch
+                        self.log.info("Batch %s ended %s (%d items)", batch_id, batch.status, batch.total)
+            pending = [batch_id for batch_id in ids if batch_id not in final]
+            if not pending:
+                return [final[batch_id] for batch_id in ids]
+            if deadline is not None and time.monotonic() + poll_interval > deadline:
+                raise NtropyTimeoutError(
+                    f"{len(pending)} batch(es) still processing after {timeout} s: {', '.join(pending)}"
+                )
+            time.sleep(poll_interval)
+
+    # ---------------------------------------------------------------- account holders
+    def create_account_holder(
+        self,
+        account_holder_id: str,
+        type: str,
+        *,
+        name: str | None = None,
+        category_id: str | None = None,
+    ) -> AccountHolder:
+        """Create an account holder.
+
+        :param account_holder_id: your id for the holder (1 to 256 characters).
+        :param type: ``consumer`` or ``business``.
+        :param name: an optional display name.
+        :param category_id: an optional custom category set.
+        :raises NtropyValidationError: when the id exists already (400) or a field is invalid.
+        """
+        if type not in ACCOUNT_HOLDER_TYPES:
+            raise ValueError(f"type: expected one of {', '.join(ACCOUNT_HOLDER_TYPES)}, got {type!r}")
+        body = dumps({"id": account_holder_id, "type": type, "name": name, "category_id": category_id})
+        return AccountHolder.from_dict(self._json("POST", ACCOUNT_HOLDERS_PATH, body=body))
+
+    def get_account_holder(self, account_holder_id: str) -> AccountHolder:
+        """Fetch an account holder.
+
+        :param account_holder_id: the holder's id.
+        :raises NtropyNotFoundError: when it does not exist.
+        """
+        return AccountHolder.from_dict(self._json("GET", _item_path(ACCOUNT_HOLDERS_PATH, account_holder_id)))
+
+    def ensure_account_holder(
+        self,
+        account_holder_id: str,
+        type: str,
+        *,
+        name: str | None = None,
+        category_id: str | None = None,
+    ) -> AccountHolder:
+        """Return the account holder, creating it when missing (safe to call on every run).
+
+        An existing holder is returned as it is, even if its type or name differ from the arguments.
+
+        :param account_holder_id: your id for the holder.
+        :param type: ``consumer`` or ``business`` (used when creating).
+        :param name: an optional display name (used when creating).
+        :param category_id: an optional custom category set (used when creating).
+        """
+        try:
+            return self.get_account_holder(account_holder_id)
+        except NtropyNotFoundError:
+            pass
+        try:
+            return self.create_account_holder(account_holder_id, type, name=name, category_id=category_id)
+        except NtropyValidationError as err:
+            if err.status != 400:
+                raise
+            # Created meanwhile by someone else (duplicate id): theirs is the one.
+            return self.get_account_holder(account_holder_id)
+
+    # ---------------------------------------------------------------- webhooks
+    def create_webhook(
+        self, url: str, events: Iterable[str], token: str | None = None, *, hmac_secret: str | None = None
+    ) -> Webhook:
+        """Register a webhook (at most 10 per organization).
+
+        :param url: where Ntropy POSTs the events.
+        :param events: the event types, e.g. ``["batches.completed", "batches.error"]``.
+        :param token: sent back as ``X-Ntropy-Token`` with every delivery (a secret: never logged).
+        :param hmac_secret: an optional signing secret (Ntropy does not document how it signs).
+        """
+        body = dumps({"url": url, "events": list(events), "token": token, "hmac_secret": hmac_secret})
+        return Webhook.from_dict(self._json("POST", WEBHOOKS_PATH, body=body))
+
+    def list_webhooks(self) -> list[Webhook]:
+        """Every registered webhook (all pages)."""
+        return [Webhook.from_dict(item) for item in self._iter_pages(WEBHOOKS_PATH, {"limit": 100})]
+
+    def get_webhook(self, webhook_id: str) -> Webhook:
+        """Fetch a webhook.
+
+        :param webhook_id: the webhook's id.
+        :raises NtropyNotFoundError: when it does not exist.
+        """
+        return Webhook.from_dict(self._json("GET", _item_path(WEBHOOKS_PATH, webhook_id)))
+
+    def update_webhook(
+        self,
+        webhook_id: str,
+        *,
+        url: str | None = None,
+        events: Iterable[str] | None = None,
+        token: str | None = _UNSET,
+        enabled: bool | None = None,
+    ) -> Webhook:
+        """Change a webhook; arguments left out stay as they are.
+
+        :param webhook_id: the webhook's id.
+        :param url: a new URL.
+        :param events: new event types.
+        :param token: a new token (``None`` removes it).
+        :param enabled: enable or disable deliveries.
+        :return: the webhook as it is now.
+        """
+        changes: dict[str, Any] = {}
+        if url is not None:
+            changes["url"] = url
+        if events is not None:
+            changes["events"] = list(events)
+        if token is not _UNSET:
+            changes["token"] = token
+        if enabled is not None:
+            changes["enabled"] = enabled
+        path = _item_path(WEBHOOKS_PATH, webhook_id)
+        answer = self._request("PATCH", path, body=dumps(changes)).content
+        decoded = loads(answer) if answer else None
+        if isinstance(decoded, Mapping) and "url" in decoded:
+            return Webhook.from_dict(decoded)
+        return self.get_webhook(webhook_id)
+
+    def delete_webhook(self, webhook_id: str) -> None:
+        """Remove a webhook.
+
+        :param webhook_id: the webhook's id.
+        :raises NtropyNotFoundError: when it does not exist.
+        """
+        self._request("DELETE", _item_path(WEBHOOKS_PATH, webhook_id))
+
+    def ensure_webhook(self, url: str, events: Iterable[str], token: str | None = None) -> Webhook:
+        """Make sure exactly this webhook is registered for ``url``: idempotent, never a second one.
+
+        A webhook already registered for ``url`` is updated when its events, token or enabled flag
+        differ; otherwise one is created.
+
+        :param url: where Ntropy POSTs the events.
+        :param events: the event types.
+        :param token: the delivery token (a secret: never logged).
+        """
+        wanted = sorted(set(events))
+        for webhook in self.list_webhooks():
+            if webhook.url != url:
+                continue
+            if sorted(set(webhook.events)) == wanted and webhook.token == token and webhook.enabled:
+                return webhook
+            self.log.info(
+                "Updating webhook %s for %s (events, token or enabled flag differ)", webhook.id, url
+            )
+            return self.update_webhook(webhook.id, events=wanted, token=token, enabled=True)
+        self.log.info("Registering a webhook for %s (events %s)", url, ", ".join(wanted))
+        return self.create_webhook(url, wanted, token)
+
+    # ---------------------------------------------------------------- test_connection
+    def test_connection(self) -> tuple[bool, str]:
+        """Make one cheap authenticated call (list one batch) and say whether it worked, and if not why."""
+        try:
+            settings = self.settings
+        except Exception as err:
+            return False, str(err)
+        quick = settings.retry.replace(max_attempts=min(2, settings.retry.max_attempts), max_elapsed=10.0)
+        try:
+            self._request("GET", BATCHES_PATH, params={"limit": 1}, policy=quick)
+        except NtropyAuthError as err:
+            return False, (
+                f"The API key was refused by {settings.base_url} (HTTP {err.status}: {err.detail}); "
+                "check the connection's password field (the API key) and region"
+            )
+        except NtropyConnectionError as err:
+            return False, f"Could not reach the Ntropy API at {settings.base_url}: {err}"
+        except NtropyError as err:
+            return False, str(err)
+        return True, f"Connected to the Ntropy API at {settings.base_url}; the API key was accepted"
+
+
+# --------------------------------------------------------------------------------------------------
+# Async hook
+# --------------------------------------------------------------------------------------------------
+class NtropyAsyncHook(BaseHook):
+    """The batch calls of :class:`NtropyHook`, on aiohttp, for triggers: nothing here blocks the loop.
+
+    The connection is read with ``await BaseHook.aget_connection``; retries follow the same
+    :class:`~ntropy_provider.hooks._retry.RetryPolicy` as the sync hook, waiting with ``asyncio.sleep``.
+    Use it as ``async with NtropyAsyncHook() as hook:`` to share one HTTP session between calls;
+    without ``async with`` each call opens and closes its own.
+    (Not an ``HttpAsyncHook``: that hook's fixed-wait tenacity retries ignore ``Retry-After`` and it
+    turns every connection extra into a header.)
+
+    :param ntropy_conn_id: the ``ntropy`` connection to use.
+    :param max_attempts: retry budget: most requests per call.
+    :param max_elapsed: retry budget: most seconds spent retrying one call.
+    :param retry_after_cap: the longest ``Retry-After`` honoured, in seconds.
+    :param backoff_base: the first backoff's upper bound, in seconds.
+    :param backoff_max: the longest backoff, in seconds.
+    :param timeout: seconds to wait for an answer.
+    :param connect_timeout: seconds to wait for a TCP connection.
+    :param on_retry: called with a :class:`~ntropy_provider.hooks._retry.RetryEvent` before each wait.
+    """
+
+    conn_name_attr = "ntropy_conn_id"
+    default_conn_name = DEFAULT_CONN_ID
+    conn_type = CONN_TYPE
+    hook_name = "Ntropy (async)"
+
+    def __init__(
+        self,
+        ntropy_conn_id: str = default_conn_name,
+        *,
+        max_attempts: int | None = None,
+        max_elapsed: float | None = None,
+        retry_after_cap: float | None = None,
+        backoff_base: float | None = None,
+        backoff_max: float | None = None,
+        timeout: float | None = None,
+        connect_timeout: float | None = None,
+        on_retry: RetryCallback | None = None,
+    ) -> None:
+        super().__init__()
+        self.ntropy_conn_id = ntropy_conn_id
+        self.on_retry = on_retry
+        self._overrides: dict[str, Any] = {
+            "max_attempts": max_attempts,
+            "max_elapsed": max_elapsed,
+            "retry_after_cap": retry_after_cap,
+            "backoff_base": backoff_base,
+            "backoff_max": backoff_max,
+            "timeout": timeout,
+            "connect_timeout": connect_timeout,
+        }
+        self._settings: NtropyConnectionSettings | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(ntropy_conn_id={self.ntropy_conn_id!r})"
+
+    async def get_settings(self) -> NtropyConnectionSettings:
+        """The connection's settings, read once without blocking the event loop."""
+        if self._settings is None:
+            conn = await BaseHook.aget_connection(self.ntropy_conn_id)
+            extras = await conn.aextra_dejson() if hasattr(conn, "aextra_dejson") else conn.extra_dejson
+            settings = parse_connection(
+                conn_id=self.ntropy_conn_id,
+                host=conn.host,
+                port=conn.port,
+                schema=conn.schema,
+                password=conn.password,
+                extras=extras,
+                overrides=self._overrides,
+            )
+            await _amask(settings.api_key)
+            self._settings = settings
+        return self._settings
+
+    def _new_session(self, settings: NtropyConnectionSettings) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(
+                total=None, sock_connect=settings.connect_timeout, sock_read=settings.timeout
+            ),
+            connector=aiohttp.TCPConnector(limit=MAX_CONCURRENT_OPERATIONS),
+            headers=base_headers(settings.api_key),
+        )
+
+    async def __aenter__(self) -> NtropyAsyncHook:
+        self._session = self._new_session(await self.get_settings())
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the shared HTTP session, if one is open."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: bytes | None = None,
+    ) -> bytes:
+        settings = await self.get_settings()
+        if self._session is not None:
+            return await self._request_in(self._session, settings, method, path, params, body)
+        async with self._new_session(settings) as session:
+            return await self._request_in(session, settings, method, path, params, body)
+
+    async def _request_in(
+        self,
+        session: aiohttp.ClientSession,
+        settings: NtropyConnectionSettings,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None,
+        body: bytes | None,
+    ) -> bytes:
+        attempts = Attempts(method, path, settings.retry, new_request_id=new_request_id)
+        url = settings.base_url + path
+        query = {k: str(v) for k, v in (params or {}).items() if v is not None}
+        while True:
+            request_id = attempts.begin()
+            started = time.monotonic()
+            try:
+                async with session.request(
+                    method,
+                    url,
+                    params=query,
+                    data=body,
+                    headers=attempt_headers(request_id, has_body=body is not None),
+                    allow_redirects=False,
+                ) as response:
+                    status = response.status
+                    content = await response.read()
+                    retry_after = response.headers.get(RETRY_AFTER_HEADER)
+            except _AIOHTTP_TRANSPORT_ERRORS as err:
+                event = attempts.failed(status=None, retry_after=None, reason=type(err).__name__)
+                if event is None:
+                    raise error_for_exception(
+                        method=method,
+                        path=path,
+                        base_url=settings.base_url,
+                        error=err,
+                        request_id=request_id,
+                        api_key=settings.api_key,
+                        attempts=attempts.count,
+                    ) from None
+            else:
+                _log_answer(self.log, method, path, status, started, request_id)
+                if status < 400:
+                    return content
+                event = attempts.failed(status=status, retry_after=retry_after, reason=f"HTTP {status}")
+                if event is None:
+                    raise error_for_answer(
+                        method=method,
+                        path=path,
+                        status=status,
+                        body=content,
+                        request_id=request_id,
+                        api_key=settings.api_key,
+                        attempts=attempts.count,
+                    )
+            _report_retry(self.log, self.on_retry, event, attempts.policy.max_attempts)
+            await asyncio.sleep(event.wait)
+
+    async def create_batch(
+        self,
+        data: Iterable[Mapping[str, Any]],
+        operation: str = TRANSACTIONS_OPERATION,
+        priority: str = "default",
+    ) -> Batch:
+        """Submit one batch of at most 24,960 transactions.
+
+        :param data: the transactions (TransactionInput mappings).
+        :param operation: the batch operation; only ``POST /v3/transactions`` exists.
+        :param priority: ``default`` or ``low``.
+        """
+        body = _create_batch_body(data, operation, priority)
+        return Batch.from_dict(loads(await self._request("POST", BATCHES_PATH, body=body)))
+
+    async def get_batch(self, batch_id: str) -> Batch:
+        """Fetch a batch's status and progress.
+
+        :param batch_id: the batch id.
+        :raises NtropyNotFoundError: when the batch does not exist.
+        """
+        return Batch.from_dict(loads(await self._request("GET", _item_path(BATCHES_PATH, batch_id))))
+
+    async def list_batches(
+        self,
+        status: BatchStatus | str | None = None,
+        created_after: dt.datetime | str | None = None,
+        created_before: dt.datetime | str | None = None,
+        page_size: int = 100,
+    ) -> AsyncIterator[Batch]:
+        """Iterate (``async for``) over every batch, newest first, fetching page after page.
+
+        :param status: only batches with this status.
+        :param created_after: only batches created at or after this time.
+        :param created_before: only batches created before this time.
+        :param page_size: batches per request (1 to 1000).
+        """
+        params = _list_params(
+            status=status, created_after=created_after, created_before=created_before, page_size=page_size
+        )
+        cursor: str | None = None
+        while True:
+            items, cursor = _page(
+                await self._request("GET", BATCHES_PATH, params={**params, "cursor": cursor})
+            )
+            for item in items:
+                yield Batch.from_dict(item)
+            if not cursor:
+                return
+
+    async def get_batch_results_raw(self, batch_id: str) -> bytes:
+        """The results document of a completed batch, as received.
+
+        :param batch_id: the batch id.
+        :raises NtropyNotReadyError: while the batch is processing, or after it ended in ``error``.
+        """
+        return await self._request("GET", _item_path(BATCHES_PATH, batch_id) + "/results")
+
+    async def get_batch_results(self, batch_id: str) -> BatchResult:
+        """The results of a completed batch, in submission order.
+
+        :param batch_id: the batch id.
+        :raises NtropyNotReadyError: while the batch is processing, or after it ended in ``error``.
+        """
+        return BatchResult.from_dict(loads(await self.get_batch_results_raw(batch_id)))
+
+
+# --------------------------------------------------------------------------------------------------
+# Logging and masking, shared
+# --------------------------------------------------------------------------------------------------
+def _log_answer(log: Any, method: str, path: str, status: int, started: float, request_id: str) -> None:
+    took = (time.monotonic() - started) * 1000
+    # Reads are frequent (polling, paging): keep them at DEBUG; writes and failures at INFO.
+    level = log.debug if method == "GET" and status < 400 else log.info
+    level("Ntropy API %s %s -> %d in %.0f ms (X-Request-ID %s)", method, path, status, took, request_id)
+
+
+def _report_retry(log: Any, on_retry: RetryCallback | None, event: RetryEvent, max_attempts: int) -> None:
+    log.warning(
+        "Ntropy API %s %s failed (%s, attempt %d of %d, X-Request-ID %s); retrying in %.2f s",
+        event.method,
+        event.path,
+        event.reason,
+        event.attempt,
+        max_attempts,
+        event.request_id,
+        event.wait,
+    )
+    if on_retry is not None:
+        on_retry(event)
+
+
+def _mask(secret: str) -> None:
+    """Register the API key with Airflow's secrets masker (best effort outside a task)."""
+    try:
+        from airflow.sdk.log import mask_secret
+
+        mask_secret(secret)
+    except Exception:  # pragma: no cover - masking is a second line of defence, never a failure
+        pass
+
+
+async def _amask(secret: str) -> None:
+    try:
+        from airflow.sdk.log import amask_secret
+
+        await amask_secret(secret)
+    except Exception:  # pragma: no cover - see _mask
+        pass
+
+
+__all__ = ["NtropyAsyncHook", "NtropyHook"]
