@@ -1,0 +1,105 @@
+"""Webhook delivery, as Ntropy does it: POST the event, retry with the same ``event_id`` until a 2xx.
+
+Each event gets one task per subscribed webhook. A failed attempt (non-2xx, connection error, or no
+answer within ``webhook_timeout_seconds``) is retried after a pause that doubles from
+``webhook_retry_initial_seconds`` up to ``webhook_retry_max_seconds``, for ``webhook_retry_window_seconds``.
+The webhook is read again before each attempt: a deleted or disabled webhook stops its retries and a
+patched URL or token is used from the next attempt on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import orjson
+
+from ntropy_provider.schema import WEBHOOK_TOKEN_HEADER
+
+if TYPE_CHECKING:
+    from ntropy_provider.emulator.core import Emulator
+
+log = logging.getLogger(__name__)
+
+
+class WebhookDeliverer:
+    """Delivers events to registered webhooks in the background.
+
+    :param emulator: the emulator whose webhooks, settings and counters are used.
+    """
+
+    def __init__(self, emulator: Emulator) -> None:
+        self._emulator = emulator
+        self._session: aiohttp.ClientSession | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        """Open the HTTP session (on the server's loop)."""
+        self._session = aiohttp.ClientSession()
+
+    async def stop(self) -> None:
+        """Cancel pending deliveries and close the session."""
+        self.cancel_all()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def cancel_all(self) -> None:
+        """Cancel every pending delivery (on reset)."""
+        for task in list(self._tasks):
+            task.cancel()
+        self._tasks.clear()
+
+    def fire(self, event_type: str, data: dict[str, Any]) -> None:
+        """Deliver one event to every enabled webhook subscribed to its type.
+
+        :param event_type: e.g. ``batches.completed``.
+        :param data: the event's payload (a Batch object).
+        """
+        for webhook in list(self._emulator.webhooks.values()):
+            if webhook["enabled"] and event_type in webhook["events"]:
+                event = {"event_id": str(uuid.uuid4()), "event_type": event_type, "data": data}
+                task = asyncio.get_running_loop().create_task(self._deliver(webhook["id"], event))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _deliver(self, webhook_id: str, event: dict[str, Any]) -> None:
+        emulator = self._emulator
+        body = orjson.dumps(event)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + emulator.settings.webhook_retry_window_seconds
+        pause = emulator.settings.webhook_retry_initial_seconds
+        while True:
+            webhook = emulator.webhooks.get(webhook_id)
+            if webhook is None or not webhook["enabled"]:
+                return
+            stats = emulator.stats
+            stats.webhook_attempts += 1
+            if await self._attempt(webhook, body):
+                stats.webhook_delivered += 1
+                return
+            stats.webhook_failed_attempts += 1
+            if loop.time() + pause > deadline:
+                stats.webhook_abandoned += 1
+                log.warning("Gave up delivering event %s to webhook %s", event["event_id"], webhook_id)
+                return
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, emulator.settings.webhook_retry_max_seconds)
+
+    async def _attempt(self, webhook: dict[str, Any], body: bytes) -> bool:
+        assert self._session is not None
+        headers = {"Content-Type": "application/json"}
+        if webhook.get("token"):
+            headers[WEBHOOK_TOKEN_HEADER] = webhook["token"]
+        timeout = aiohttp.ClientTimeout(total=self._emulator.settings.webhook_timeout_seconds)
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError, OSError):
+            async with self._session.post(
+                webhook["url"], data=body, headers=headers, timeout=timeout
+            ) as resp:
+                await resp.read()
+                return 200 <= resp.status < 300
+        return False
