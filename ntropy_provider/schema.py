@@ -737,13 +737,25 @@ LOCATION_STRUCTURED_FIELDS: tuple[tuple[str, pa.DataType], ...] = (
     ("store_number", pa.string()),
 )
 
+
+def parquet_list(value_type: pa.DataType) -> pa.ListType:
+    """A list type whose item field is named ``element``, as Parquet names it.
+
+    Arrow's default name is ``item``; a file written with it reads back as ``element``, so the schema
+    read from a results file would differ from the declared one. With ``element`` they are equal.
+
+    :param value_type: the type of the list's values.
+    """
+    return pa.list_(pa.field("element", value_type))
+
+
 INTERMEDIARY_TYPE = pa.struct(
     [
         pa.field("id", pa.string()),
         pa.field("name", pa.string()),
         pa.field("website", pa.string()),
         pa.field("logo", pa.string()),
-        pa.field("mccs", pa.list_(pa.int32())),
+        pa.field("mccs", parquet_list(pa.int32())),
     ]
 )
 
@@ -757,8 +769,8 @@ RESULTS_ARROW_SCHEMA: pa.Schema = pa.schema(
         pa.field("counterparty_name", pa.string()),
         pa.field("counterparty_website", pa.string()),
         pa.field("counterparty_logo", pa.string()),
-        pa.field("counterparty_mccs", pa.list_(pa.int32())),
-        pa.field("intermediaries", pa.list_(INTERMEDIARY_TYPE)),
+        pa.field("counterparty_mccs", parquet_list(pa.int32())),
+        pa.field("intermediaries", parquet_list(INTERMEDIARY_TYPE)),
         pa.field("category_general", pa.string()),
         pa.field("category_accounting", pa.string()),
         pa.field("location_raw_address", pa.string()),
@@ -789,7 +801,7 @@ ENRICHED_TRANSACTION_ARROW_TYPE = pa.struct(
             pa.struct(
                 [
                     pa.field("counterparty", COUNTERPARTY_TYPE),
-                    pa.field("intermediaries", pa.list_(INTERMEDIARY_TYPE)),
+                    pa.field("intermediaries", parquet_list(INTERMEDIARY_TYPE)),
                 ]
             ),
         ),

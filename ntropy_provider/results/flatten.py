@@ -17,13 +17,12 @@ import pyarrow.json as pa_json
 
 from ntropy_provider.schema import (
     BATCH_RESULTS_ARROW_SCHEMA,
-    INTERMEDIARY_TYPE,
     LOCATION_STRUCTURED_FIELDS,
     RESULTS_ARROW_SCHEMA,
     BatchStatus,
 )
 
-_EMPTY_INTERMEDIARIES = pa.scalar([], type=pa.list_(INTERMEDIARY_TYPE))
+_EMPTY_INTERMEDIARIES = pa.scalar([], type=RESULTS_ARROW_SCHEMA.field("intermediaries").type)
 # Arrow's JSON reader parses whole blocks; one block must hold the whole body (one JSON object).
 _MIN_BLOCK_SIZE = 1 << 20
 
