@@ -1,0 +1,196 @@
+"""The webhook receiver: a small FastAPI app that turns Ntropy batch events into Airflow asset events.
+
+Mounted on Airflow's API server by :class:`~ntropy_provider.webhooks.plugin.NtropyWebhooksPlugin`
+at ``/ntropy`` (so Ntropy delivers to ``https://<airflow>/ntropy/webhooks``), or run on its own with
+``python -m ntropy_provider.webhooks`` (same paths).
+
+Every delivery goes through the same gates, cheapest first, and nothing is recorded unless it passes
+all of them:
+
+1. ``X-Ntropy-Token`` matches the connection's token (constant-time) .................. else 401
+2. the body stays under the size limit while it streams in ............................ else 413
+3. the body is JSON ..................................................................... else 400
+4. the body has the documented shape (``WebhookEvent.from_dict``) ..................... else 422
+5. the event type is a batch event ............................. else 200 ``ignored`` (not recorded)
+6. recorded once per ``event_id`` ........................ 200 ``recorded``, or 200 ``duplicate``
+
+When Airflow cannot record yet (database unavailable, no DAG scheduled on the asset, the token store
+unreadable) the answer is 503: Ntropy retries for 24 h, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from typing import Any
+
+import anyio.to_thread
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
+
+from ntropy_provider.schema import WEBHOOK_TOKEN_HEADER, WebhookEvent
+from ntropy_provider.webhooks.assets import BatchEventRecord
+from ntropy_provider.webhooks.auth import TokenResolver, TokenUnavailableError, tokens_match
+from ntropy_provider.webhooks.config import ReceiverConfig
+from ntropy_provider.webhooks.recorder import (
+    MAX_EVENT_ID_LENGTH,
+    AssetNotRegisteredError,
+    EventRecorder,
+    RecordOutcome,
+)
+
+log = logging.getLogger(__name__)
+
+#: Where the plugin mounts the app on Airflow's API server.
+URL_PREFIX = "/ntropy"
+#: The route Ntropy delivers to (relative to the mount point).
+WEBHOOK_PATH = "/webhooks"
+#: Seconds Ntropy is asked to wait before retrying when Airflow cannot record yet.
+RETRY_AFTER_SECONDS = 60
+#: Batch ids are UUIDs; a longer one is not a Batch.
+MAX_BATCH_ID_LENGTH = 100
+_CONN_ID_PATTERN = re.compile(r"[A-Za-z0-9_.\-]{1,250}")
+
+
+class _Rejected(Exception):
+    """A delivery refused with a status code and a reason meant for the sender."""
+
+    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.headers = headers
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """Read the body, refusing it as soon as it grows past ``limit`` (never buffering more than that)."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            declared_size = int(declared)
+        except ValueError:
+            raise _Rejected(400, "Content-Length: not an integer") from None
+        if declared_size > limit:
+            raise _Rejected(413, f"body: larger than {limit} bytes (Content-Length: {declared_size})")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise _Rejected(413, f"body: larger than {limit} bytes")
+    return bytes(body)
+
+
+def _parse_event(body: bytes) -> WebhookEvent:
+    if not body:
+        raise _Rejected(400, "body: empty, expected a JSON object")
+    try:
+        decoded: Any = orjson.loads(body)
+    except orjson.JSONDecodeError as err:
+        raise _Rejected(400, f"body: not valid JSON ({err})") from None
+    try:
+        event = WebhookEvent.from_dict(decoded)
+    except ValueError as err:
+        raise _Rejected(422, str(err)) from None
+    if len(event.event_id) > MAX_EVENT_ID_LENGTH:
+        raise _Rejected(422, f"event_id: longer than {MAX_EVENT_ID_LENGTH} characters")
+    if event.is_batch_event and len(str(event.data["id"])) > MAX_BATCH_ID_LENGTH:
+        raise _Rejected(422, f"data.id: longer than {MAX_BATCH_ID_LENGTH} characters")
+    return event
+
+
+def create_app(
+    config: ReceiverConfig | None = None,
+    *,
+    resolver: TokenResolver | None = None,
+    recorder: EventRecorder | None = None,
+) -> FastAPI:
+    """Build the receiver app (routes relative to its mount point: ``POST /webhooks``).
+
+    :param config: the receiver's settings; read from Airflow's ``[ntropy_webhooks]`` section when omitted.
+    :param resolver: resolves expected tokens (built from ``config`` when omitted).
+    :param recorder: records events in Airflow's database (built from ``config`` when omitted).
+    """
+    config = config or ReceiverConfig.from_airflow_conf()
+    resolver = resolver or TokenResolver(config)
+    recorder = recorder or EventRecorder(retention=dt.timedelta(days=config.dedupe_retention_days))
+
+    # No interactive docs: the only client is Ntropy, and the app sits outside Airflow's auth.
+    app = FastAPI(
+        title="Ntropy webhook receiver",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.config = config
+    app.state.resolver = resolver
+    app.state.recorder = recorder
+
+    @app.exception_handler(_Rejected)
+    async def _rejected(request: Request, exc: _Rejected) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=exc.headers)
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        """Liveness probe: answers without touching the database or any secret."""
+        return {"status": "ok"}
+
+    async def receive(request: Request, conn_id: str) -> dict[str, Any]:
+        if not _CONN_ID_PATTERN.fullmatch(conn_id):
+            raise _Rejected(404, "unknown webhook path")
+        try:
+            expected = await resolver.get(conn_id)
+        except TokenUnavailableError as err:
+            log.warning("Ntropy webhook: %s; answering 503 so that Ntropy retries", err)
+            raise _Rejected(
+                503, "token store unavailable, retry later", {"Retry-After": str(RETRY_AFTER_SECONDS)}
+            ) from None
+        # Same answer for a missing token, a wrong one and an unconfigured connection: no oracle.
+        if not tokens_match(request.headers.get(WEBHOOK_TOKEN_HEADER), expected):
+            raise _Rejected(401, f"missing or wrong {WEBHOOK_TOKEN_HEADER} header")
+
+        event = _parse_event(await _read_body(request, config.max_body_bytes))
+        if not event.is_batch_event:
+            log.info("Ntropy webhook: ignored event %s of type %r", event.event_id, event.event_type)
+            return {"status": "ignored", "event_id": event.event_id, "reason": "not a batch event"}
+
+        record = BatchEventRecord.from_webhook_event(event, conn_id)
+        try:
+            result = await anyio.to_thread.run_sync(recorder.record, record)
+        except AssetNotRegisteredError as err:
+            log.error("Ntropy webhook: event %s not recorded: %s", event.event_id, err)
+            raise _Rejected(503, str(err), {"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
+        except SQLAlchemyError as err:
+            log.warning("Ntropy webhook: event %s not recorded, database error: %s", event.event_id, err)
+            raise _Rejected(
+                503, "database unavailable, retry later", {"Retry-After": str(RETRY_AFTER_SECONDS)}
+            ) from None
+        if result.outcome is RecordOutcome.RECORDED:
+            log.info(
+                "Ntropy webhook: recorded %s for batch %s (event %s, asset event %s)",
+                record.event_type,
+                record.batch_id,
+                record.event_id,
+                result.asset_event_id,
+            )
+        else:
+            log.info("Ntropy webhook: duplicate delivery of event %s ignored", record.event_id)
+        return {
+            "status": result.outcome.value,
+            "event_id": record.event_id,
+            "asset_event_id": result.asset_event_id,
+        }
+
+    @app.post(WEBHOOK_PATH)
+    async def webhook_default(request: Request) -> dict[str, Any]:
+        """Receive a delivery for the configured Ntropy connection."""
+        return await receive(request, config.conn_id)
+
+    @app.post(WEBHOOK_PATH + "/{conn_id}")
+    async def webhook_for_connection(request: Request, conn_id: str) -> dict[str, Any]:
+        """Receive a delivery for another Ntropy connection (its own token, its own asset)."""
+        return await receive(request, conn_id)
+
+    return app

@@ -1,0 +1,69 @@
+"""Settings of the webhook receiver, read from Airflow's configuration.
+
+Every setting lives in the ``[ntropy_webhooks]`` section of ``airflow.cfg`` and can be set through
+the environment as usual (``AIRFLOW__NTROPY_WEBHOOKS__CONN_ID=...``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from airflow.configuration import conf
+
+CONFIG_SECTION = "ntropy_webhooks"
+
+#: Key, in the Ntropy connection's extras, of the token that every delivery must carry.
+DEFAULT_TOKEN_EXTRA_KEY = "webhook_token"
+#: A delivery is one small JSON object (~300 bytes); 64 KiB leaves room and caps what a client can push.
+DEFAULT_MAX_BODY_BYTES = 64 * 1024
+#: How long a resolved token is trusted before the connection is read again.
+DEFAULT_TOKEN_CACHE_SECONDS = 30.0
+#: Deduplication entries are kept well beyond Ntropy's 24 h retry window.
+DEFAULT_DEDUPE_RETENTION_DAYS = 7
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiverConfig:
+    """How the receiver authenticates, bounds and records deliveries.
+
+    :param conn_id: the Ntropy connection served by ``POST /webhooks`` (other connections are served
+        by ``POST /webhooks/{conn_id}``); it names the asset that events are recorded on.
+    :param token_extra_key: key, in the connection's extras, of the expected ``X-Ntropy-Token``.
+    :param token_variable: when set, the token is read from this Airflow variable instead of the
+        connection's extras (for the default connection only).
+    :param max_body_bytes: largest accepted body; a larger one is refused with 413 while it streams in.
+    :param token_cache_seconds: how long a resolved token is reused before it is read again.
+    :param dedupe_retention_days: how long event ids are remembered for deduplication.
+    """
+
+    conn_id: str = "ntropy_default"
+    token_extra_key: str = DEFAULT_TOKEN_EXTRA_KEY
+    token_variable: str | None = None
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    token_cache_seconds: float = DEFAULT_TOKEN_CACHE_SECONDS
+    dedupe_retention_days: int = DEFAULT_DEDUPE_RETENTION_DAYS
+
+    def __post_init__(self) -> None:
+        if self.max_body_bytes < 1024:
+            raise ValueError(f"max_body_bytes: expected at least 1024, got {self.max_body_bytes}")
+        if self.token_cache_seconds < 0:
+            raise ValueError(f"token_cache_seconds: expected >= 0, got {self.token_cache_seconds}")
+        if self.dedupe_retention_days < 2:
+            # Ntropy retries for 24 h: forgetting an event id sooner would let a retry record twice.
+            raise ValueError(f"dedupe_retention_days: expected at least 2, got {self.dedupe_retention_days}")
+
+    @classmethod
+    def from_airflow_conf(cls) -> ReceiverConfig:
+        """Read the settings from the ``[ntropy_webhooks]`` section (defaults where unset)."""
+        return cls(
+            conn_id=conf.get(CONFIG_SECTION, "conn_id", fallback="ntropy_default"),
+            token_extra_key=conf.get(CONFIG_SECTION, "token_extra_key", fallback=DEFAULT_TOKEN_EXTRA_KEY),
+            token_variable=conf.get(CONFIG_SECTION, "token_variable", fallback=None) or None,
+            max_body_bytes=conf.getint(CONFIG_SECTION, "max_body_bytes", fallback=DEFAULT_MAX_BODY_BYTES),
+            token_cache_seconds=conf.getfloat(
+                CONFIG_SECTION, "token_cache_seconds", fallback=DEFAULT_TOKEN_CACHE_SECONDS
+            ),
+            dedupe_retention_days=conf.getint(
+                CONFIG_SECTION, "dedupe_retention_days", fallback=DEFAULT_DEDUPE_RETENTION_DAYS
+            ),
+        )

@@ -1,0 +1,208 @@
+"""Fixtures for the webhook receiver's tests: a real uvicorn server on loopback, in this process,
+recording into the test Airflow home's metadata database."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+from ntropy_provider.schema import WEBHOOK_EVENT_BATCH_COMPLETED
+from ntropy_provider.webhooks.app import URL_PREFIX, create_app
+from ntropy_provider.webhooks.assets import batches_asset, batches_asset_uri
+from ntropy_provider.webhooks.config import ReceiverConfig
+
+STARTUP_TIMEOUT_SECONDS = 10.0
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+    """Poll ``condition`` until it holds, failing the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+class ServerThread:
+    """A uvicorn server running ``app`` on a free loopback port in a background thread."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self.port = self._sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, log_level="warning", lifespan="off", backlog=2048)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._sock]}, name="webhook-receiver", daemon=True
+        )
+
+    def start(self) -> ServerThread:
+        self._thread.start()
+        wait_for(lambda: self._server.started, STARTUP_TIMEOUT_SECONDS, "the receiver to start")
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._sock.close()
+
+
+@dataclass
+class Receiver:
+    """A running receiver and what a test needs to talk to it."""
+
+    url: str
+    conn_id: str
+    token: str
+    app: FastAPI
+
+    @property
+    def webhook_url(self) -> str:
+        return f"{self.url}{URL_PREFIX}/webhooks/{self.conn_id}"
+
+    def headers(self, token: str | None = None) -> dict[str, str]:
+        return {"X-Ntropy-Token": self.token if token is None else token}
+
+
+def batch_event(
+    event_type: str = WEBHOOK_EVENT_BATCH_COMPLETED,
+    *,
+    event_id: str | None = None,
+    batch_id: str | None = None,
+    total: int = 3,
+    status: str | None = None,
+) -> dict[str, Any]:
+    """A delivery body as Ntropy sends it (``shared/ntropy-api.md``, "Webhooks")."""
+    now = dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
+    return {
+        "event_id": event_id or str(uuid.uuid4()),
+        "event_type": event_type,
+        "data": {
+            "id": batch_id or str(uuid.uuid4()),
+            "operation": "POST /v3/transactions",
+            "status": status or ("completed" if event_type.endswith("completed") else "error"),
+            "priority": "default",
+            "created_at": now,
+            "updated_at": now,
+            "progress": total,
+            "total": total,
+        },
+    }
+
+
+def register_consumer_dag(conn_id: str, dag_id: str) -> None:
+    """Write an (unpaused) DAG scheduled on ``conn_id``'s batches asset to the metadata DB.
+
+    That is what makes the asset known to Airflow, exactly as deploying ``ntropy_webhook_results`` does.
+    """
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.collection import update_dag_parsing_results_in_db
+    from airflow.models.dag import DagModel
+    from airflow.providers.standard.operators.empty import EmptyOperator
+    from airflow.sdk import DAG
+    from airflow.serialization.serialized_objects import LazyDeserializedDAG
+    from airflow.utils.session import create_session
+    from sqlalchemy import update
+
+    with DAG(dag_id, schedule=[batches_asset(conn_id)], start_date=dt.datetime(2024, 1, 1)) as dag:
+        EmptyOperator(task_id="noop")
+    with create_session() as session:
+        DagBundlesManager().sync_bundles_to_db(session=session)
+    with create_session() as session:
+        update_dag_parsing_results_in_db(
+            "test_dags", None, [LazyDeserializedDAG.from_dag(dag)], {}, None, set(), session=session
+        )
+    with create_session() as session:
+        session.execute(update(DagModel).where(DagModel.dag_id == dag_id).values(is_paused=False))
+
+
+def asset_events(conn_id: str) -> list[dict[str, Any]]:
+    """The ``extra`` of every asset event recorded on ``conn_id``'s batches asset (read from Airflow's DB)."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    uri = batches_asset_uri(conn_id)
+    with create_session() as session:
+        rows = session.scalars(
+            select(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.uri == uri)
+        ).all()
+        return [dict(row.extra) for row in rows]
+
+
+def queued_runs(dag_id: str) -> int:
+    """How many asset-triggered runs of ``dag_id`` are queued (rows in Airflow's run queue)."""
+    from airflow.models.asset import AssetDagRunQueue
+    from airflow.utils.session import create_session
+    from sqlalchemy import func, select
+
+    with create_session() as session:
+        return session.scalar(
+            select(func.count()).select_from(AssetDagRunQueue).where(AssetDagRunQueue.target_dag_id == dag_id)
+        )
+
+
+@pytest.fixture
+def receiver_factory(airflow_db, monkeypatch) -> Iterator[Callable[..., Receiver]]:
+    """Start receivers: each gets its own connection id (so tests never share an asset) and token."""
+    servers: list[ServerThread] = []
+
+    def start(*, register_asset: bool = True, config: ReceiverConfig | None = None, **conn: Any) -> Receiver:
+        conn_id = f"ntropy_wh_{uuid.uuid4().hex[:10]}"
+        token = secrets.token_urlsafe(32)
+        extra = {"webhook_token": token, **conn.pop("extra", {})}
+        monkeypatch.setenv(
+            f"AIRFLOW_CONN_{conn_id.upper()}",
+            json.dumps({"conn_type": "ntropy", "host": "http://127.0.0.1:1", "extra": extra, **conn}),
+        )
+        if register_asset:
+            register_consumer_dag(conn_id, f"consumer_{conn_id}")
+        app = create_app(config or ReceiverConfig(conn_id=conn_id))
+        # Mounted where the plugin mounts it on Airflow's API server.
+        root = FastAPI()
+        root.mount(URL_PREFIX, app)
+        server = ServerThread(root).start()
+        servers.append(server)
+        return Receiver(url=server.url, conn_id=conn_id, token=token, app=app)
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+class WebhookKit:
+    """The helpers above, handed to tests as a fixture (test folders have no ``__init__``)."""
+
+    batch_event = staticmethod(batch_event)
+    register_consumer_dag = staticmethod(register_consumer_dag)
+    asset_events = staticmethod(asset_events)
+    queued_runs = staticmethod(queued_runs)
+    wait_for = staticmethod(wait_for)
+
+
+@pytest.fixture
+def kit() -> type[WebhookKit]:
+    """Helpers: build delivery bodies, register consumer DAGs, read recorded asset events."""
+    return WebhookKit
+
+
+@pytest.fixture
+def receiver(receiver_factory) -> Receiver:
+    """A running receiver whose connection's batches asset is scheduled on by an unpaused DAG."""
+    return receiver_factory()
