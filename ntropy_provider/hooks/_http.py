@@ -167,7 +167,7 @@ def error_for_exception(
 def batch_body(data_items: list[bytes], *, priority: str, operation: str = TRANSACTIONS_OPERATION) -> bytes:
     """The ``POST /v3/batches`` body around already serialized items.
 
-    :param data_items: each transaction as JSON bytes.
+    :param data_items: transactions as JSON bytes, one or more per element, comma-separated within.
     :param priority: ``default`` or ``low``.
     :param operation: the batch operation.
     """
@@ -191,14 +191,32 @@ class Chunk:
     body: bytes | None
 
 
+#: Rows serialized per ``orjson.dumps`` call. orjson gives each output a buffer of at least a few KB, so
+#: one call per row would cost ~4 KB per row held; one call per group costs that once per group.
+_GROUP_SIZE = 256
+
+
+def _dump_group(rows: list[Any], first_row: int) -> bytes:
+    """The JSON of ``rows`` without the list's brackets (a copy sized exactly)."""
+    try:
+        return dumps(rows)[1:-1]
+    except TypeError:
+        for offset, row in enumerate(rows):
+            try:
+                dumps(row)
+            except TypeError as err:
+                raise TypeError(f"input row {first_row + offset}: cannot serialize to JSON: {err}") from None
+        raise
+
+
 def iter_chunks(
     records: Iterable[Any], chunk_size: int, *, priority: str, skip: frozenset[int] | set[int] = frozenset()
 ) -> Iterator[Chunk]:
     """Cut ``records`` into request bodies of at most ``chunk_size`` items, consuming the input lazily.
 
-    Each record is serialized as soon as it is read and dropped, so a chunk being built costs its JSON
-    bytes only; the input is never materialized. Skipped chunks consume their records without
-    serializing them.
+    Rows are serialized a small group at a time as they are read, then dropped, so a chunk being built
+    costs about its JSON bytes; the input is never materialized. Skipped chunks consume their rows
+    without serializing them.
 
     :param records: any iterable of transaction mappings.
     :param chunk_size: items per chunk (>= 1).
@@ -215,18 +233,19 @@ def iter_chunks(
                 return
             yield Chunk(index, start, size, None)
         else:
-            items: list[bytes] = []
-            append = items.append
-            try:
-                for record in islice(iterator, chunk_size):
-                    append(dumps(record))
-            except TypeError as err:
-                raise TypeError(f"input row {start + len(items)}: cannot serialize to JSON: {err}") from None
-            if not items:
+            parts: list[bytes] = []
+            size = 0
+            while size < chunk_size:
+                group = list(islice(iterator, min(_GROUP_SIZE, chunk_size - size)))
+                if not group:
+                    break
+                parts.append(_dump_group(group, start + size))
+                size += len(group)
+                del group
+            if not size:
                 return
-            size = len(items)
-            body = batch_body(items, priority=priority)
-            del items  # hold the chunk once (as its body), not twice, while the caller sends it
+            body = batch_body(parts, priority=priority)
+            del parts  # hold the chunk once (as its body), not twice, while the caller sends it
             yield Chunk(index, start, size, body)
             del body
         index += 1
