@@ -56,3 +56,63 @@ def tx_factory() -> Callable[..., dict[str, Any]]:
 def wait_until() -> Callable[..., Any]:
     """:func:`wait_for` as a fixture."""
     return wait_for
+
+
+class WebhookReceiver:
+    """A real HTTP receiver on loopback that records deliveries and fails the first ``fail_first``.
+
+    :param fail_first: how many deliveries to answer 500 before answering 200.
+    """
+
+    def __init__(self, fail_first: int = 0) -> None:
+        import http.server
+        import threading
+
+        self.fail_first = fail_first
+        self.received: list[tuple[dict[str, str], dict[str, Any]]] = []
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                import json
+
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                with receiver._lock:
+                    receiver.received.append((dict(self.headers.items()), body))
+                    failing = len(receiver.received) <= receiver.fail_first
+                self.send_response(500 if failing else 200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        """Where to deliver."""
+        return f"http://127.0.0.1:{self._server.server_address[1]}/hook"
+
+    def __enter__(self) -> WebhookReceiver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+
+    def bodies(self) -> list[dict[str, Any]]:
+        """The delivered bodies, in arrival order."""
+        with self._lock:
+            return [body for _, body in self.received]
+
+
+@pytest.fixture
+def webhook_receiver() -> Any:
+    """A running :class:`WebhookReceiver` that answers 200; stopped after the test."""
+    with WebhookReceiver() as receiver:
+        yield receiver

@@ -1,0 +1,111 @@
+"""Webhook delivery to a real receiver on loopback: without polling, with token, retried with one event_id."""
+
+from __future__ import annotations
+
+import requests
+from conftest import WebhookReceiver, make_transaction, wait_for
+
+from ntropy_provider.schema import WebhookEvent
+
+
+def _post(emulator, path, body):
+    answer = requests.post(
+        emulator.url + path, json=body, headers={"X-API-Key": emulator.api_key}, timeout=10
+    )
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def _batch(emulator, count=3):
+    body = {"operation": "POST /v3/transactions", "data": [make_transaction(i) for i in range(count)]}
+    return _post(emulator, "/v3/batches", body)
+
+
+def test_completed_batch_is_delivered_without_polling(ntropy_emulator, webhook_receiver):
+    hook = {"url": webhook_receiver.url, "events": ["batches.completed", "batches.error"], "token": "tkn-123"}
+    _post(ntropy_emulator, "/v3/webhooks", hook)
+    batch = _batch(ntropy_emulator)
+    # Nobody asks about the batch: the emulator's own timer must end it and deliver.
+    wait_for(lambda: webhook_receiver.received)
+    headers, body = webhook_receiver.received[0]
+    assert headers["X-Ntropy-Token"] == "tkn-123"
+    assert headers["Content-Type"] == "application/json"
+    event = WebhookEvent.from_dict(body)
+    assert event.event_type == "batches.completed"
+    assert (
+        event.data["id"] == batch["id"]
+        and event.data["status"] == "completed"
+        and event.data["progress"] == 3
+    )
+    # The results are ready by the time the event arrives.
+    results = requests.get(
+        f"{ntropy_emulator.url}/v3/batches/{batch['id']}/results",
+        headers={"X-API-Key": ntropy_emulator.api_key},
+        timeout=10,
+    )
+    assert results.status_code == 200
+    assert ntropy_emulator.stats()["webhook_deliveries"]["delivered"] == 1
+
+
+def test_error_batch_fires_batches_error_only_to_subscribers(ntropy_emulator, webhook_receiver):
+    with WebhookReceiver() as completed_only:
+        _post(ntropy_emulator, "/v3/webhooks", {"url": webhook_receiver.url, "events": ["batches.error"]})
+        _post(ntropy_emulator, "/v3/webhooks", {"url": completed_only.url, "events": ["batches.completed"]})
+        ntropy_emulator.configure(batch_error_rate=1.0)
+        batch = _batch(ntropy_emulator)
+        wait_for(lambda: webhook_receiver.received)
+        headers, body = webhook_receiver.received[0]
+        assert "X-Ntropy-Token" not in headers  # no token registered, none sent
+        assert body["event_type"] == "batches.error" and body["data"]["id"] == batch["id"]
+        assert body["data"]["status"] == "error"
+        wait_for(lambda: ntropy_emulator.stats()["webhook_deliveries"]["delivered"] == 1)
+        assert completed_only.received == []
+
+
+def test_failed_deliveries_are_retried_with_the_same_event_id(ntropy_emulator):
+    ntropy_emulator.configure(webhook_retry_initial_seconds=0.05)
+    with WebhookReceiver(fail_first=3) as receiver:
+        _post(
+            ntropy_emulator,
+            "/v3/webhooks",
+            {"url": receiver.url, "events": ["batches.completed"], "token": "t"},
+        )
+        _batch(ntropy_emulator)
+        wait_for(lambda: len(receiver.received) == 4)
+        ids = {body["event_id"] for body in receiver.bodies()}
+        assert len(ids) == 1
+        deliveries = wait_for(
+            lambda: (d := ntropy_emulator.stats()["webhook_deliveries"])["delivered"] == 1 and d
+        )
+        assert deliveries == {"attempts": 4, "delivered": 1, "failed_attempts": 3, "abandoned": 0}
+
+
+def test_unreachable_receiver_is_retried_then_abandoned_after_the_window(ntropy_emulator):
+    ntropy_emulator.configure(webhook_retry_initial_seconds=0.05, webhook_retry_window_seconds=0.3)
+    _post(
+        ntropy_emulator, "/v3/webhooks", {"url": "http://127.0.0.1:9/closed", "events": ["batches.completed"]}
+    )
+    _batch(ntropy_emulator)
+    deliveries = wait_for(
+        lambda: (d := ntropy_emulator.stats()["webhook_deliveries"])["abandoned"] == 1 and d
+    )
+    assert deliveries["attempts"] >= 2 and deliveries["delivered"] == 0
+
+
+def test_disabled_webhook_gets_nothing(ntropy_emulator, webhook_receiver):
+    hook = _post(
+        ntropy_emulator, "/v3/webhooks", {"url": webhook_receiver.url, "events": ["batches.completed"]}
+    )
+    requests.patch(
+        f"{ntropy_emulator.url}/v3/webhooks/{hook['id']}",
+        json={"enabled": False},
+        headers={"X-API-Key": ntropy_emulator.api_key},
+        timeout=10,
+    )
+    with WebhookReceiver() as control:
+        _post(ntropy_emulator, "/v3/webhooks", {"url": control.url, "events": ["batches.completed"]})
+        _batch(ntropy_emulator)
+        # Once the enabled webhook has its event, the disabled one would have had it too.
+        wait_for(lambda: control.received)
+    assert ntropy_emulator.stats()["webhook_deliveries"]["attempts"] == 1
+    assert webhook_receiver.received == []
