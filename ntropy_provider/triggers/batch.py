@@ -107,10 +107,10 @@ class BatchTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll until every batch has ended, the deadline passes or the API refuses; yield one event."""
-        hook = self._make_hook()
         tracker = ProgressTracker(self.batch_ids)
         interval = self.poll_interval
-        try:
+        # One HTTP session for the whole wait: no TLS handshake per poll.
+        async with self._make_hook() as hook:
             while True:
                 transient, fatal = await self._poll(hook, tracker)
                 if fatal is not None:
@@ -139,8 +139,6 @@ class BatchTrigger(BaseTrigger):
                 if self.deadline is not None:
                     sleep_for = min(sleep_for, max(0.0, self.deadline - time.time()))
                 await asyncio.sleep(sleep_for)
-        finally:
-            await self._close(hook)
 
     async def _poll(self, hook: Any, tracker: ProgressTracker) -> tuple[list[str], str | None]:
         """GET every pending batch, at most ``max_concurrent_requests`` at a time.
@@ -207,14 +205,6 @@ class BatchTrigger(BaseTrigger):
                 "batches": tracker.to_event(),
             }
         )
-
-    @staticmethod
-    async def _close(hook: Any) -> None:
-        close = getattr(hook, "close", None) or getattr(hook, "aclose", None)
-        if close is not None:
-            result = close()
-            if asyncio.iscoroutine(result):
-                await result
 
     async def on_kill(self) -> None:
         """Called when a user marks the waiting task failed or successful: batches cannot be cancelled."""
