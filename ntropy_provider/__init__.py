@@ -36,6 +36,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     f"{_PACKAGE}.operators.submit_batch",
                     f"{_PACKAGE}.operators.results_to_parquet",
+                    f"{_PACKAGE}.operators.ensure_webhook",
                 ],
             }
         ],

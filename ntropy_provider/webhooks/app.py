@@ -34,7 +34,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ntropy_provider.schema import WEBHOOK_TOKEN_HEADER, WebhookEvent
 from ntropy_provider.webhooks.assets import BatchEventRecord
 from ntropy_provider.webhooks.auth import TokenResolver, TokenUnavailableError, tokens_match
-from ntropy_provider.webhooks.config import ReceiverConfig
+from ntropy_provider.webhooks.config import WEBHOOK_PATH, ReceiverConfig
 from ntropy_provider.webhooks.recorder import (
     MAX_EVENT_ID_LENGTH,
     AssetNotRegisteredError,
@@ -44,10 +44,6 @@ from ntropy_provider.webhooks.recorder import (
 
 log = logging.getLogger(__name__)
 
-#: Where the plugin mounts the app on Airflow's API server.
-URL_PREFIX = "/ntropy"
-#: The route Ntropy delivers to (relative to the mount point).
-WEBHOOK_PATH = "/webhooks"
 #: Seconds Ntropy is asked to wait before retrying when Airflow cannot record yet.
 RETRY_AFTER_SECONDS = 60
 #: Batch ids are UUIDs; a longer one is not a Batch.

@@ -12,6 +12,11 @@ from airflow.configuration import conf
 
 CONFIG_SECTION = "ntropy_webhooks"
 
+#: Where the plugin mounts the receiver on Airflow's API server (the stand-alone app uses it too).
+URL_PREFIX = "/ntropy"
+#: The route Ntropy delivers to, relative to the mount point; ``/webhooks/{conn_id}`` serves any connection.
+WEBHOOK_PATH = "/webhooks"
+
 #: Key, in the Ntropy connection's extras, of the token that every delivery must carry.
 DEFAULT_TOKEN_EXTRA_KEY = "webhook_token"
 #: A delivery is one small JSON object (~300 bytes); 64 KiB leaves room and caps what a client can push.
@@ -67,3 +72,19 @@ class ReceiverConfig:
                 CONFIG_SECTION, "dedupe_retention_days", fallback=DEFAULT_DEDUPE_RETENTION_DAYS
             ),
         )
+
+
+def receiver_url(conn_id: str = "ntropy_default", base_url: str | None = None) -> str:
+    """The URL to register with Ntropy for deliveries of ``conn_id``'s events.
+
+    :param conn_id: the Ntropy connection (its token authenticates the deliveries, its asset records them).
+    :param base_url: the public URL of Airflow's API server (or of the stand-alone receiver);
+        defaults to Airflow's ``[api] base_url``.
+    :raises ValueError: when no base URL is given or configured.
+    """
+    base = base_url or conf.get("api", "base_url", fallback="")
+    if not base:
+        raise ValueError(
+            "no base URL: pass one, or set [api] base_url to the public URL of Airflow's API server"
+        )
+    return f"{base.rstrip('/')}{URL_PREFIX}{WEBHOOK_PATH}/{conn_id}"

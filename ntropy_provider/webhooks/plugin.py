@@ -14,7 +14,8 @@ from typing import Any
 from airflow.configuration import conf
 from airflow.providers.common.compat.sdk import AirflowPlugin
 
-from ntropy_provider.webhooks.app import URL_PREFIX, create_app
+from ntropy_provider.webhooks.app import create_app
+from ntropy_provider.webhooks.config import URL_PREFIX
 
 
 class NtropyWebhooksPlugin(AirflowPlugin):

@@ -16,7 +16,8 @@ os.environ.setdefault("_AIRFLOW_PROCESS_CONTEXT", "server")
 
 from fastapi import FastAPI
 
-from ntropy_provider.webhooks.app import URL_PREFIX, create_app
+from ntropy_provider.webhooks.app import create_app
+from ntropy_provider.webhooks.config import URL_PREFIX
 
 
 def build_standalone_app() -> FastAPI:
