@@ -1,0 +1,101 @@
+"""Test-only DAGs for tests/operators_submit/test_submit_dag_runs.py (run with dag.test())."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from airflow.sdk import DAG, task
+
+from ntropy_provider.operators.submit_batch import SubmitBatchOperator
+from ntropy_provider.sensors.batch import BatchSensor
+
+START = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+#: Events the recording sensor received after deferring, for the tests to inspect (same process).
+SENSOR_EVENTS: list[dict[str, Any]] = []
+#: Try numbers on which CrashOnFirstTry crashed.
+CRASHES: list[int] = []
+
+
+class RecordingBatchSensor(BatchSensor):
+    """A BatchSensor that records the trigger events it resumes with."""
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+        SENSOR_EVENTS.append(event)
+        return super().execute_complete(context, event)
+
+
+class CrashOnFirstTry(SubmitBatchOperator):
+    """Dies on its first try right after the API answered the POST of chunk 1, before recording it."""
+
+    def execute(self, context: Any) -> Any:
+        self._try_number = context["ti"].try_number
+        return super().execute(context)
+
+    def record_submitted(self, store: Any, index: int, state: Any, batch: Any) -> None:
+        if self._try_number == 1 and index == 1:
+            CRASHES.append(self._try_number)
+            raise RuntimeError(f"simulated worker death after batch {batch.id} was created")
+        super().record_submitted(store, index, state, batch)
+
+
+def _rows(count: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": f"x{i}",
+            "description": "{{ not a template }} COFFEE" if i == 0 else f"COFFEE {i}",
+            "date": "2024-01-02",
+            "amount": 3.5,
+            "entry_type": "outgoing",
+            "currency": "EUR",
+        }
+        for i in range(count)
+    ]
+
+
+with DAG("ntropy_test_submit_parquet", schedule=None, start_date=START, catchup=False) as parquet_dag:
+    submit = SubmitBatchOperator(
+        task_id="submit",
+        items="{{ dag_run.conf['input_path'] }}",
+        on_invalid="quarantine",
+        rejects_path="{{ dag_run.conf['rejects_path'] }}",
+    )
+    RecordingBatchSensor(task_id="wait", batch_ids=submit.output, deferrable=True, poke_interval=0.2)
+
+
+with DAG("ntropy_test_submit_xcomarg", schedule=None, start_date=START, catchup=False) as xcomarg_dag:
+
+    @task
+    def upstream_rows() -> list[dict[str, Any]]:
+        return _rows(30)
+
+    from_xcom = SubmitBatchOperator(task_id="submit_xcomarg", items=upstream_rows(), chunk_size=20)
+    from_list = SubmitBatchOperator(task_id="submit_list", items=_rows(5))
+    RecordingBatchSensor(
+        task_id="wait_xcomarg", batch_ids=from_xcom.output, deferrable=True, poke_interval=0.1
+    )
+    BatchSensor(task_id="wait_list", batch_ids=from_list.output, deferrable=False, poke_interval=0.1)
+
+
+with DAG("ntropy_test_submit_crash", schedule=None, start_date=START, catchup=False) as crash_dag:
+    CrashOnFirstTry(
+        task_id="submit",
+        items=_rows(50),
+        chunk_size=20,
+        max_concurrency=1,
+        retries=1,
+        retry_delay=dt.timedelta(0),
+    )
+
+
+with DAG("ntropy_test_submit_errors", schedule=None, start_date=START, catchup=False) as errors_dag:
+    SubmitBatchOperator(
+        task_id="submit_and_wait",
+        items=_rows(30),
+        chunk_size=20,
+        wait_for_completion=True,
+        deferrable=True,
+        poll_interval=0.1,
+        max_poll_interval=0.5,
+        max_batch_error_retries=1,
+    )

@@ -1,0 +1,150 @@
+"""End to end with dag.test() against the emulator: submit, defer, trigger, resume; retries and errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from ntropy_provider.hooks.ntropy import NtropyHook
+
+DAG_FILE = Path(__file__).resolve().parents[1] / "dags" / "submit_batch_dags.py"
+
+
+def _dags() -> ModuleType:
+    name = "submit_batch_dags"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, DAG_FILE)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def _xcom(dag_run: Any, task_id: str) -> Any:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = session.scalars(
+            XComModel.get_many(
+                run_id=dag_run.run_id, dag_ids=dag_run.dag_id, task_ids=task_id, key="return_value"
+            )
+        ).first()
+        assert row is not None, f"no XCom from {task_id}"
+        return XComModel.deserialize_value(row)
+
+
+def _states(dag_run: Any) -> dict[str, tuple[str, int]]:
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return {ti.task_id: (ti.state, ti.try_number) for ti in dag_run.get_task_instances(session=session)}
+
+
+def _write_parquet(path: Path, rows: int) -> None:
+    dates = [dt.date(2024, 1, 1) + dt.timedelta(days=i % 365) for i in range(rows)]
+    pq.write_table(
+        pa.table(
+            {
+                "id": [f"p{i}" for i in range(rows)],
+                "description": [f"UBER TRIP {i}" for i in range(rows)],
+                "date": pa.array(dates, pa.date32()),
+                "amount": [float(i % 500) + 0.99 if i % 20_000 != 7 else -1.0 for i in range(rows)],
+                "entry_type": ["outgoing"] * rows,
+                "currency": ["USD"] * rows,
+                "location_raw_address": [None] * rows,
+                "location_country": [None if i % 2 else "US" for i in range(rows)],
+            }
+        ),
+        path,
+        row_group_size=8192,
+    )
+
+
+def test_parquet_file_to_three_batches_with_deferred_sensor(
+    airflow_db, ntropy_connection: str, ntropy_emulator, tmp_path: Path
+) -> None:
+    module = _dags()
+    module.SENSOR_EVENTS.clear()
+    source = tmp_path / "transactions.parquet"
+    _write_parquet(source, 60_003)  # 3 rows with a negative amount: 60,000 valid
+    rejects = tmp_path / "rejects.jsonl"
+    # Slow enough that the batches are still processing when the sensor checks: it must defer.
+    ntropy_emulator.configure(items_per_second=15_000)
+
+    dag_run = module.parquet_dag.test(run_conf={"input_path": str(source), "rejects_path": str(rejects)})
+
+    assert dag_run.state == "success", _states(dag_run)
+    submitted = _xcom(dag_run, "submit")
+    assert len(submitted["batch_ids"]) == 3
+    assert (submitted["total"], submitted["rejected"]) == (60_000, 3)
+    assert [json.loads(line)["row"] for line in rejects.read_text().splitlines()] == [8, 20_008, 40_008]
+    assert len(json.dumps(submitted)) < 1_000, "XCom holds ids and counts, never rows"
+    assert ntropy_emulator.stats()["batches_created"] == 3
+    assert ntropy_emulator.stats()["transactions_submitted"] == 60_000
+
+    assert len(module.SENSOR_EVENTS) == 1, "the sensor must have deferred and resumed once"
+    assert module.SENSOR_EVENTS[0]["status"] == "success"
+    waited = _xcom(dag_run, "wait")
+    assert waited["batch_ids"] == submitted["batch_ids"]
+    assert [b["status"] for b in waited["batches"]] == ["completed"] * 3
+    assert [b["total"] for b in waited["batches"]] == [24_960, 24_960, 10_080]
+
+
+def test_list_and_xcomarg_inputs(airflow_db, ntropy_connection: str, ntropy_emulator) -> None:
+    module = _dags()
+    ntropy_emulator.configure(items_per_second=200)
+    dag_run = module.xcomarg_dag.test()
+    assert dag_run.state == "success", _states(dag_run)
+    from_xcom = _xcom(dag_run, "submit_xcomarg")
+    from_list = _xcom(dag_run, "submit_list")
+    assert (len(from_xcom["batch_ids"]), from_xcom["total"]) == (2, 30)
+    assert (len(from_list["batch_ids"]), from_list["total"]) == (1, 5)
+    assert _xcom(dag_run, "wait_list")["batch_ids"] == from_list["batch_ids"]
+    results = NtropyHook().get_batch_results(from_list["batch_ids"][0]).results
+    assert results[0]["id"] == "x0"
+    # Literal rows are data: a description that looks like Jinja must reach the API unrendered.
+    assert ntropy_emulator.stats()["batches_created"] == 3
+
+
+def test_task_retry_after_crash_reattaches_instead_of_resubmitting(
+    airflow_db, ntropy_connection: str, ntropy_emulator
+) -> None:
+    module = _dags()
+    module.CRASHES.clear()
+    dag_run = module.crash_dag.test()
+    assert module.CRASHES == [1], "the first try must have crashed after its second POST"
+    assert _states(dag_run)["submit"] == ("success", 2)
+    result = _xcom(dag_run, "submit")
+    assert len(result["batch_ids"]) == 3
+    stats = ntropy_emulator.stats()
+    assert stats["batches_created"] == 3, "the retry must re-attach to the batch whose id was never recorded"
+    assert stats["transactions_submitted"] == 50
+
+
+def test_errored_batches_resubmitted_then_named_in_the_failure(
+    airflow_db, ntropy_connection: str, ntropy_emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    module = _dags()
+    ntropy_emulator.configure(batch_error_rate=1.0)
+    dag_run = module.errors_dag.test()
+    assert _states(dag_run)["submit_and_wait"][0] == "failed"
+    # 2 chunks, each submitted once and resubmitted once (max_batch_error_retries=1): 4 batches.
+    stats = ntropy_emulator.stats()
+    assert stats["batches_created"] == 4
+    assert stats["batches_errored"] == 4
+    latest = {b.id for b in NtropyHook().list_batches()}
+    logged = capsys.readouterr().out
+    assert "2 batch(es) ended in error after 1 resubmission(s)" in logged
+    named = [batch_id for batch_id in latest if batch_id in logged.split("resubmission(s): ", 1)[1][:200]]
+    assert len(named) == 2, "the failure names both batches still in error"

@@ -1,0 +1,89 @@
+"""SubmitBatchOperator(wait_for_completion=True), polling: errored batches resubmitted, within a budget."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ntropy_provider.operators.submit_batch import BatchesInErrorError, SubmitBatchOperator
+
+
+class HealingSubmit(SubmitBatchOperator):
+    """Batches error until the first resubmission; then the emulator heals (as Ntropy's docs promise)."""
+
+    def __init__(self, *, emulator: Any, crash_on_resubmit: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.emulator = emulator
+        self.crash_on_resubmit = crash_on_resubmit
+
+    def _resubmit_errored(self, context: Any, errored: list[str]) -> bool:
+        self.emulator.configure(batch_error_rate=0.0)
+        return super()._resubmit_errored(context, errored)
+
+    def record_submitted(self, store: Any, index: int, state: Any, batch: Any) -> None:
+        if self.crash_on_resubmit and state.attempt > 0:
+            raise RuntimeError("died after the resubmission was answered, before recording it")
+        super().record_submitted(store, index, state, batch)
+
+
+def _operator(rows: list[dict[str, Any]], **kwargs: Any) -> SubmitBatchOperator:
+    kwargs.setdefault("chunk_size", 10)
+    return (HealingSubmit if "emulator" in kwargs else SubmitBatchOperator)(
+        task_id="submit_and_wait",
+        items=rows,
+        wait_for_completion=True,
+        deferrable=False,
+        poll_interval=0.02,
+        max_poll_interval=0.2,
+        **kwargs,
+    )
+
+
+def test_errored_batches_are_resubmitted_and_replacements_reported(
+    ntropy_connection: str, ntropy_emulator, state_store, make_rows
+) -> None:
+    ntropy_emulator.configure(batch_error_rate=1.0)
+    result = _operator(make_rows(25), emulator=ntropy_emulator).execute({"task_state_store": state_store})
+    stats = ntropy_emulator.stats()
+    assert stats["batches_created"] == 6 and stats["batches_errored"] == 3
+    assert len(result["replaced_batch_ids"]) == 3
+    assert set(result["replaced_batch_ids"].values()) == set(result["batch_ids"])
+    assert stats["batches_completed"] == 3
+
+
+def test_resubmission_survives_a_crash_without_a_second_resubmission(
+    ntropy_connection: str, ntropy_emulator, state_store, make_rows
+) -> None:
+    ntropy_emulator.configure(batch_error_rate=1.0)
+    rows = make_rows(10)
+    with pytest.raises(RuntimeError, match="resubmission"):
+        _operator(rows, emulator=ntropy_emulator, crash_on_resubmit=True).execute(
+            {"task_state_store": state_store}
+        )
+    assert ntropy_emulator.stats()["batches_created"] == 2
+    result = _operator(rows, emulator=ntropy_emulator).execute({"task_state_store": state_store})
+    assert ntropy_emulator.stats()["batches_created"] == 2, "the retry re-attaches to the resubmitted batch"
+    assert len(result["replaced_batch_ids"]) == 1
+
+
+def test_budget_spent_names_every_batch_in_error(
+    ntropy_connection: str, ntropy_emulator, state_store, make_rows
+) -> None:
+    ntropy_emulator.configure(batch_error_rate=1.0)
+    operator = _operator(make_rows(15), max_batch_error_retries=2)
+    with pytest.raises(BatchesInErrorError) as caught:
+        operator.execute({"task_state_store": state_store})
+    assert ntropy_emulator.stats()["batches_created"] == 2 * 3
+    final_ids = [state_store.values[f"ntropy_submit_chunk_{i}"]["batch_id"] for i in range(2)]
+    assert all(batch_id in str(caught.value) for batch_id in final_ids)
+    assert "2 batch(es) ended in error after 2 resubmission(s)" in str(caught.value)
+
+
+def test_without_retries_budget_fails_at_once(
+    ntropy_connection: str, ntropy_emulator, state_store, make_rows
+):
+    ntropy_emulator.configure(batch_error_rate=1.0)
+    with pytest.raises(BatchesInErrorError):
+        _operator(make_rows(5), max_batch_error_retries=0).execute({"task_state_store": state_store})
+    assert ntropy_emulator.stats()["batches_created"] == 1
