@@ -5,7 +5,8 @@ What is retried, and how long to wait:
 * ``429``: the ``Retry-After`` the server sent (capped by ``retry_after_cap``), or the backoff when the
   header is missing or unreadable.
 * ``500``, ``502``, ``503``, ``504`` and connection errors/timeouts: exponential backoff with full jitter,
-  ``uniform(0, min(backoff_max, backoff_base * 2 ** (retry - 1)))``, never below ``backoff_min``.
+  ``uniform(0, ceiling)`` with ``ceiling = min(backoff_max, backoff_base * 2 ** (retry - 1))``, never
+  below ``min(backoff_min, ceiling)``.
 * anything else: never (a 4xx will not get better by asking again).
 
 The budget is spent when ``max_attempts`` requests were made or when the next wait would end more than
@@ -46,7 +47,8 @@ class RetryPolicy:
     :param max_attempts: most requests made for one call, the first included (>= 1).
     :param max_elapsed: most seconds from the first request's start to the start of the last retry.
     :param backoff_base: the first backoff's upper bound, in seconds; doubles on every retry.
-    :param backoff_min: the shortest backoff, in seconds (jitter never goes below it).
+    :param backoff_min: the shortest backoff, in seconds (jitter never goes below it, nor it above the
+        current ceiling).
     :param backoff_max: the longest backoff, in seconds.
     :param retry_after_cap: the longest ``Retry-After`` honoured, in seconds; a larger value is cut to it.
     """
@@ -98,7 +100,7 @@ class RetryPolicy:
         :param rand: a source of uniform numbers in [0, 1) (injectable for tests).
         """
         ceiling = min(self.backoff_max, self.backoff_base * 2 ** max(retry - 1, 0))
-        return max(self.backoff_min, ceiling * rand())
+        return max(min(self.backoff_min, ceiling), ceiling * rand())
 
     def delay(
         self,

@@ -106,3 +106,9 @@ def test_attempts_give_a_fresh_request_id_each_time_and_report_the_wait() -> Non
     second = attempts.begin()
     assert second != first and len(second) == 32
     assert attempts.failed(status=429, retry_after="3", reason="HTTP 429") is None  # budget: 2 attempts
+
+
+def test_backoff_min_never_lifts_a_wait_above_the_ceiling() -> None:
+    policy = RetryPolicy(backoff_base=0.02, backoff_min=0.1)
+    assert policy.backoff(1, rand=_always(0.0)) == 0.02
+    assert policy.backoff(4, rand=_always(0.0)) == 0.1
