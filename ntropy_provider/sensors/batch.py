@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.configuration import conf
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.bases.sensor import PokeReturnValue
-from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
 
 from ntropy_provider.schema import Batch, BatchStatus
 from ntropy_provider.triggers.batch import BatchTrigger
@@ -20,8 +20,8 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class BatchesInErrorException(AirflowException):
-    """Batches the sensor waited for ended in ``error``."""
+class BatchesInErrorException(AirflowFailException):
+    """Batches the sensor waited for ended in ``error`` (a retry of the sensor cannot change that)."""
 
 
 def errored_message(errored: Sequence[str], total: int) -> str:
