@@ -194,6 +194,7 @@ class WebhookKit:
     asset_events = staticmethod(asset_events)
     queued_runs = staticmethod(queued_runs)
     wait_for = staticmethod(wait_for)
+    ServerThread = ServerThread
 
 
 @pytest.fixture
