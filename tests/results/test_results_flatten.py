@@ -251,53 +251,13 @@ def test_a_body_for_another_batch_is_refused() -> None:
         convert_results(body(ORGANIZATION, batch_id="batch-2"), batch_id="batch-1")
 
 
-def test_conversion_matches_a_plain_python_flattening_on_many_rows() -> None:
+def test_conversion_matches_a_plain_python_flattening_on_many_rows(flatten_in_python) -> None:
     """An independent per-row flattening in Python must agree with the Arrow path on every cell."""
     results = []
     for index in range(500):
         template = [ORGANIZATION, PERSON, NO_COUNTERPARTY, ENTITIES_NULL, ERRORED][index % 5]
         results.append({**template, "id": f"t-{index:04d}"})
     batch = convert_results(body(*results, batch_id="b"))
-    expected = [_flatten_in_python(item, "b") for item in results]
+    expected = [flatten_in_python(item, "b") for item in results]
     assert batch.to_pylist() == expected
     assert pa.Table.from_pylist(expected, schema=RESULTS_ARROW_SCHEMA).equals(pa.Table.from_batches([batch]))
-
-
-def _flatten_in_python(item: dict, batch_id: str) -> dict:
-    from ntropy_provider.schema import LOCATION_STRUCTURED_FIELDS, parse_datetime
-
-    entities = item.get("entities") or {}
-    counterparty = entities.get("counterparty") or {}
-    location = item.get("location") or {}
-    structured = location.get("structured") or {}
-    categories = item.get("categories") or {}
-    error = item.get("error") or {}
-    intermediaries = entities.get("intermediaries")
-    if intermediaries is None and not error:
-        intermediaries = []
-    row = {
-        "transaction_id": item["id"],
-        "batch_id": batch_id,
-        "created_at": parse_datetime(item["created_at"]),
-        **{
-            f"counterparty_{k}": counterparty.get(k)
-            for k in ("type", "id", "name", "website", "logo", "mccs")
-        },
-        "intermediaries": None
-        if intermediaries is None
-        else [{k: i.get(k) for k in ("id", "name", "website", "logo", "mccs")} for i in intermediaries],
-        "category_general": categories.get("general"),
-        "category_accounting": categories.get("accounting"),
-        "location_raw_address": location.get("raw_address"),
-        **{
-            f"location_{name}": (
-                float(v)
-                if (v := structured.get(name)) is not None and name in ("latitude", "longitude")
-                else v
-            )
-            for name, _ in LOCATION_STRUCTURED_FIELDS
-        },
-        "error_code": error.get("code"),
-        "error_message": error.get("message"),
-    }
-    return row
