@@ -63,6 +63,7 @@ _KEYWORD_PATTERNS = [
 ]
 
 
+@functools.lru_cache(maxsize=16_384)
 def entity_id(name: str) -> str:
     """The stable id of an entity: uuid5 of its name.
 
@@ -172,7 +173,9 @@ def _categories(recognition: Recognition, entry_type: str, holder_type: str | No
     return {"general": general, "accounting": accounting if holder_type == "business" else None}
 
 
+@functools.lru_cache(maxsize=32_768)
 def _entities(recognition: Recognition) -> dict[str, Any]:
+    # Shared between results (descriptions repeat): the results are only serialized, never changed.
     counterparty = None
     if recognition.merchant is not None:
         m = recognition.merchant
@@ -188,6 +191,8 @@ def _entities(recognition: Recognition) -> dict[str, Any]:
 def parse_location(location: Any, description: str = "") -> dict[str, Any] | None:
     """A Location object from a TransactionInput's ``location``: the raw address parsed into parts.
 
+    The result may be shared between calls (addresses repeat): treat it as read-only.
+
     :param location: ``None`` or ``{"raw_address": str|None, "country": str|None}``.
     :param description: the transaction's description (a ``#1234`` in it is the store number).
     """
@@ -197,6 +202,14 @@ def parse_location(location: Any, description: str = "") -> dict[str, Any] | Non
     country_code = location.get("country") or None
     if raw is None and country_code is None:
         return None
+    parsed = _parse_address(raw, country_code)
+    if store := _STORE_NUMBER.search(description):
+        return {"raw_address": raw, "structured": {**parsed["structured"], "store_number": store.group(1)}}
+    return parsed
+
+
+@functools.lru_cache(maxsize=8_192)
+def _parse_address(raw: str | None, country_code: str | None) -> dict[str, Any]:
     structured: dict[str, Any] = dict.fromkeys(
         (
             "street",
@@ -246,8 +259,6 @@ def parse_location(location: Any, description: str = "") -> dict[str, Any] | Non
     if country_code:
         structured["country_code"] = country_code[:2]
         structured["country"] = COUNTRY_NAMES.get(country_code[:2])
-    if store := _STORE_NUMBER.search(description):
-        structured["store_number"] = store.group(1)
     return {"raw_address": raw, "structured": structured}
 
 
@@ -260,6 +271,8 @@ def enrich(
     item_error_rate: float = 0.0,
 ) -> dict[str, Any]:
     """Enrich one (already validated) TransactionInput into an EnrichedTransaction.
+
+    Nested objects may be shared with other results (they are cached): treat the result as read-only.
 
     :param transaction: the validated input.
     :param holder_type: ``consumer`` or ``business`` for an existing holder, ``None`` when the input
