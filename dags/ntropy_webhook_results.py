@@ -77,9 +77,12 @@ with DAG(
 
     @task
     def completed_batches(triggering_asset_events: Any = None) -> list[dict[str, Any]]:
-        """One ``write_results`` input per completed batch among every event of this run."""
+        """One ``write_results`` input per completed batch among every event of this run.
+
+        The Batch object the webhook delivered is passed on, so its status need not be asked again.
+        """
         return [
-            {"batch_ids": [r.batch_id], "output_path": f"{OUTPUT_PATH}/batch_id={r.batch_id}"}
+            {"batch_ids": [r.batch], "output_path": f"{OUTPUT_PATH}/batch_id={r.batch_id}"}
             for r in _plan(triggering_asset_events).completed
         ]
 

@@ -13,7 +13,12 @@ from typing import Any
 
 from airflow.sdk import Asset
 
-from ntropy_provider.schema import WEBHOOK_EVENT_BATCH_COMPLETED, WEBHOOK_EVENT_BATCH_ERROR, WebhookEvent
+from ntropy_provider.schema import (
+    WEBHOOK_EVENT_BATCH_COMPLETED,
+    WEBHOOK_EVENT_BATCH_ERROR,
+    Batch,
+    WebhookEvent,
+)
 
 #: Every Ntropy connection gets its own asset: ``ntropy://batches/<conn_id>``.
 BATCHES_ASSET_URI_PREFIX = "ntropy://batches"
@@ -50,6 +55,7 @@ class BatchEventRecord:
     :param total: items in the batch.
     :param progress: items processed when the event fired.
     :param conn_id: the Ntropy connection the delivery was authenticated for.
+    :param batch: the Batch object as delivered (so consumers need not ask Ntropy for the status again).
     """
 
     event_id: str
@@ -59,6 +65,7 @@ class BatchEventRecord:
     total: int
     progress: int
     conn_id: str
+    batch: dict[str, Any]
 
     @property
     def is_completed(self) -> bool:
@@ -85,6 +92,7 @@ class BatchEventRecord:
             total=int(event.data["total"]),
             progress=int(event.data["progress"]),
             conn_id=conn_id,
+            batch=Batch.from_dict(event.data).to_dict(),
         )
 
     @classmethod
@@ -105,8 +113,13 @@ class BatchEventRecord:
             total=int(extra["total"]),
             progress=int(extra["progress"]),
             conn_id=str(extra["conn_id"]),
+            batch=dict(extra["batch"]),
         )
 
     def to_extra(self) -> dict[str, Any]:
         """The asset event's ``extra`` (JSON-serializable)."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def to_batch(self) -> Batch:
+        """The Batch as Ntropy reported it when the event fired."""
+        return Batch.from_dict(self.batch)

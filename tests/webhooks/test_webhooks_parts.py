@@ -195,6 +195,7 @@ def _record(event_type: str = "batches.completed", **overrides) -> BatchEventRec
         "conn_id": "ntropy_default",
     }
     values.update(overrides)
+    values["batch"] = {"id": values["batch_id"], "status": values["status"], "total": values["total"]}
     return BatchEventRecord(**values)
 
 

@@ -43,6 +43,7 @@ class TestAuthentication:
             "total": 7,
             "progress": 7,
             "conn_id": receiver.conn_id,
+            "batch": body["data"],
         }
         assert response.json()["asset_event_id"] is not None
 
