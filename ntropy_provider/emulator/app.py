@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
@@ -47,6 +48,7 @@ from ntropy_provider.schema import (
 )
 
 ADMIN_PREFIX = "/_emulator"
+_UNENCODED_OFFSET = re.compile(r"(\d:\d\d(?:\.\d+)?) (\d\d:?\d\d)$")
 #: Most validation errors listed in one 422 answer (a fully broken 24,960-item batch stays readable).
 MAX_LISTED_ERRORS = 200
 #: Batches at least this large are validated in a worker thread so the loop keeps answering.
@@ -165,6 +167,8 @@ def _query_datetime(request: Request, name: str) -> dt.datetime | None:
     text = request.query_params.get(name)
     if text is None:
         return None
+    # A client that does not percent-encode ``+00:00`` sends it as `` 00:00`` (``+`` decodes to a space).
+    text = _UNENCODED_OFFSET.sub(r"\1+\2", text)
     try:
         return parse_datetime(text)
     except ValueError:

@@ -1,7 +1,8 @@
 """Pytest fixtures for testing against the Ntropy API emulator (registered as a ``pytest11`` plugin).
 
 - ``ntropy_emulator_server`` (session): one in-process emulator on a free loopback port.
-- ``ntropy_emulator``: the same server, reset (state, counters and settings) before and after each test.
+- ``ntropy_emulator``: the same server, reset (state, counters and settings) before and after each test;
+  ``@pytest.mark.ntropy_emulator(items_per_second=5, fail_rate=0.1)`` sets a test's initial settings.
 - ``ntropy_connection``: points Airflow's ``ntropy_default`` connection at the emulator.
 
 Imports of the emulator are deferred to the fixtures, so loading the plugin costs nothing.
@@ -24,6 +25,16 @@ FIXTURE_ITEMS_PER_SECOND = 20_000.0
 NTROPY_CONN_ID = "ntropy_default"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``ntropy_emulator`` marker.
+
+    :param config: pytest's configuration.
+    """
+    config.addinivalue_line(
+        "markers", "ntropy_emulator(**settings): initial emulator settings for the ntropy_emulator fixture"
+    )
+
+
 @pytest.fixture(scope="session")
 def ntropy_emulator_server() -> Iterator[EmulatorServer]:
     """One running emulator for the whole test session (loopback, free port); stopped at the end."""
@@ -38,12 +49,18 @@ def ntropy_emulator_server() -> Iterator[EmulatorServer]:
 
 
 @pytest.fixture
-def ntropy_emulator(ntropy_emulator_server: EmulatorServer) -> Iterator[EmulatorServer]:
+def ntropy_emulator(
+    ntropy_emulator_server: EmulatorServer, request: pytest.FixtureRequest
+) -> Iterator[EmulatorServer]:
     """A running emulator with fresh state and default settings for this test.
 
-    ``.url``, ``.api_key``, ``.configure(**settings)``, ``.stats()``, ``.reset()``.
+    ``.url``, ``.api_key``, ``.configure(**settings)``, ``.settings()``, ``.stats()``, ``.reset()``.
+    Settings given by an ``ntropy_emulator`` marker are applied before the test starts.
     """
     ntropy_emulator_server.reset()
+    marker = request.node.get_closest_marker("ntropy_emulator")
+    if marker is not None:
+        ntropy_emulator_server.configure(**marker.kwargs)
     yield ntropy_emulator_server
     ntropy_emulator_server.reset()
 

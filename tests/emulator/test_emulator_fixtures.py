@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
 import requests
 
 
@@ -63,8 +64,6 @@ def test_reset_forgets_batches(ntropy_emulator, tx_factory):
 
 
 def test_configure_rejects_unknown_settings(ntropy_emulator):
-    import pytest
-
     with pytest.raises(ValueError, match="fail_rat: unknown setting"):
         ntropy_emulator.configure(fail_rat=0.5)
     with pytest.raises(ValueError, match="fail_rate: expected a fraction"):
@@ -75,3 +74,16 @@ def test_ntropy_connection_points_airflow_at_the_emulator(ntropy_connection, ntr
     assert ntropy_connection == "ntropy_default"
     conn = json.loads(os.environ["AIRFLOW_CONN_NTROPY_DEFAULT"])
     assert conn == {"conn_type": "ntropy", "host": ntropy_emulator.url, "password": "test-key"}
+
+
+@pytest.mark.ntropy_emulator(items_per_second=3, seed=11)
+def test_marker_sets_initial_settings(ntropy_emulator):
+    settings = ntropy_emulator.settings()
+    assert (settings["items_per_second"], settings["seed"]) == (3, 11)
+
+
+def test_unencoded_offset_in_a_datetime_query_is_accepted(ntropy_emulator):
+    # "+" left unencoded in a URL arrives as a space; the filter must still work, not 422.
+    url = f"{ntropy_emulator.url}/v3/batches?created_after=2024-01-02T03:04:05+00:00"
+    answer = requests.get(url, headers={"X-API-Key": ntropy_emulator.api_key}, timeout=10)
+    assert answer.status_code == 200, answer.text
