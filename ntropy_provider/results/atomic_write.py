@@ -10,6 +10,7 @@ temporary one. Works with any fsspec filesystem through Airflow's ``ObjectStorag
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from types import TracebackType
 from typing import IO, Any
@@ -50,10 +51,9 @@ def as_storage_path(path: str | ObjectStoragePath, conn_id: str | None = None) -
         return path
     text = str(path)
     if "://" not in text:
-        # A bare local path: make it absolute so that the dataset URI is unambiguous.
-        from pathlib import Path
-
-        text = Path(text).absolute().as_uri()
+        # A bare local path: absolute, so that the dataset URI is unambiguous; not percent-encoded
+        # (Path.as_uri() would turn ``date=...`` into ``date%3D...``, a different directory).
+        text = f"file://{os.path.abspath(text)}"
     return ObjectStoragePath(text, conn_id=conn_id)
 
 

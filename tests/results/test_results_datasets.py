@@ -213,3 +213,10 @@ def test_row_groups_gather_small_parts(tmp_path) -> None:
 )
 def test_dataset_uri_leaves_out_the_connection(uri: str, expected: str) -> None:
     assert dataset_uri(ObjectStoragePath(uri)) == expected
+
+
+def test_a_bare_local_path_is_used_as_written(tmp_path) -> None:
+    output = as_storage_path(str(tmp_path / "lake" / "date=2024-01-01"))
+    summary = write_results_datasets(iter([("b1", _body("b1", 2))]), output)
+    assert (tmp_path / "lake" / "date=2024-01-01" / "ok" / DATA_FILE_NAME).is_file()
+    assert dataset_uri(summary.ok_path) == f"file://{tmp_path}/lake/date=2024-01-01/ok"
