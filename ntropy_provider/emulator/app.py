@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import gzip
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -349,7 +350,7 @@ def create_app(emulator: Emulator) -> FastAPI:
         return json_response(emulator.get_batch(batch_id).view(emulator.clock()))
 
     @app.get(BATCHES_PATH + "/{batch_id}/results")
-    async def get_batch_results(batch_id: str) -> Response:
+    async def get_batch_results(batch_id: str, request: Request) -> Response:
         record = emulator.get_batch(batch_id)
         status = record.status_at(emulator.clock())
         if status is BatchStatus.PROCESSING:
@@ -360,9 +361,11 @@ def create_app(emulator: Emulator) -> FastAPI:
             )
         if status is BatchStatus.ERROR:
             raise ApiError(409, f"Batch {batch_id} ended in error: results are not available; resubmit it")
-        body = await emulator.results_body(record)
+        compressed = await emulator.results_gzip(record)
         emulator.stats.results_served += 1
-        return json_response(body)
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            return json_response(compressed, headers={"Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
+        return json_response(await asyncio.to_thread(gzip.decompress, compressed))
 
     # ----------------------------------------------------------------------------------------------
     # Sync enrichment

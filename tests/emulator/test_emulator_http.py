@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import re
 from typing import Any
 
@@ -129,13 +130,18 @@ def test_processing_batches_do_not_block_other_requests(api, ntropy_emulator):
     assert {b["status"] for b in listed} == {"processing"}
 
 
-def test_results_are_built_once_and_the_input_is_dropped(api, ntropy_emulator):
+def test_results_are_built_once_kept_compressed_and_the_input_is_dropped(api, ntropy_emulator):
     created = api.batch([make_transaction(i) for i in range(50)])
     wait_for(lambda: ntropy_emulator.stats()["batches_completed"] == 1)
     record = ntropy_emulator.emulator.batches[created["id"]]
-    assert record.raw is None and isinstance(record.results_body, bytes)
-    first = api("GET", f"/v3/batches/{created['id']}/results").content
-    assert api("GET", f"/v3/batches/{created['id']}/results").content == first == record.results_body
+    assert record.raw is None and isinstance(record.results_gzip, bytes)
+    path = f"/v3/batches/{created['id']}/results"
+    first = api("GET", path)
+    assert first.headers["content-encoding"] == "gzip"
+    assert first.content == gzip.decompress(record.results_gzip)
+    plain = api("GET", path, headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers
+    assert plain.content == first.content and plain.json()["results"][49]["id"] == "tx-49"
 
 
 def test_a_full_batch_is_accepted_and_an_oversized_one_rejected(api, ntropy_emulator):
