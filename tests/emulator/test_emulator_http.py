@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import random
 import re
 from typing import Any
 
@@ -381,3 +382,47 @@ def test_credits_and_forbidden_keys(api, ntropy_emulator):
     assert "credits" in assert_json(too_many, 423)["detail"]
     ntropy_emulator.configure(api_keys=["test-key", "no-batches"], forbidden_keys=["no-batches"])
     assert_json(Api(ntropy_emulator, "no-batches")("GET", "/v3/batches"), 403)
+
+
+def test_fuzzed_items_get_200_or_422_never_500(api):
+    rng = random.Random(1234)
+    values = [
+        None,
+        "",
+        "x" * 2000,
+        "USD",
+        "2024-02-30",
+        "2024-01-01",
+        -1,
+        0,
+        1.5,
+        10**30,
+        True,
+        [],
+        {},
+        [1],
+        {"a": 1},
+    ]
+    fields = [
+        "id",
+        "description",
+        "date",
+        "amount",
+        "entry_type",
+        "currency",
+        "account_holder_id",
+        "location",
+    ]
+    statuses = set()
+    for round_ in range(60):
+        item = make_transaction(round_)
+        for name in rng.sample(fields, rng.randint(1, 3)):
+            item[name] = rng.choice(values)
+        if rng.random() < 0.2:
+            item["location"] = {"raw_address": rng.choice(values), "country": rng.choice(values)}
+        answer = api("POST", "/v3/batches", json={"operation": OPERATION, "data": [make_transaction(), item]})
+        statuses.add(answer.status_code)
+        assert answer.status_code in (200, 422), answer.text
+        if answer.status_code == 422:
+            assert all(error["loc"][:3] == ["body", "data", 1] for error in answer.json()["detail"])
+    assert statuses == {200, 422}
