@@ -87,6 +87,16 @@ def json_response(content: Any, status: int = 200, headers: dict[str, str] | Non
     return Response(body, status_code=status, headers=headers, media_type="application/json")
 
 
+def _unprocessable(loc: list[Any], msg: str, kind: str = "value_error") -> ApiError:
+    """A 422 in FastAPI's list form, naming where the problem is.
+
+    :param loc: where: ``["body", "data", 3, "amount"]``, ``["query", "limit"]``...
+    :param msg: what is wrong (cut to 300 characters: values may be long).
+    :param kind: a short machine-readable kind.
+    """
+    return ApiError(422, [{"loc": loc, "msg": msg[:300], "type": kind}])
+
+
 def _field_error(loc: list[Any], error: FieldError) -> dict[str, Any]:
     return {"loc": loc, "msg": str(error), "type": "value_error"}
 
@@ -109,15 +119,13 @@ async def _json_body(request: Request) -> tuple[bytes, Any]:
     try:
         return raw, orjson.loads(raw)
     except orjson.JSONDecodeError as err:
-        raise ApiError(
-            422, [{"loc": ["body"], "msg": f"malformed JSON: {err}", "type": "json_invalid"}]
-        ) from None
+        raise _unprocessable(["body"], f"malformed JSON: {err}", "json_invalid") from None
 
 
 async def _json_object(request: Request) -> tuple[bytes, dict[str, Any]]:
     raw, body = await _json_body(request)
     if not isinstance(body, dict):
-        raise ApiError(422, [{"loc": ["body"], "msg": "expected a JSON object", "type": "dict_type"}])
+        raise _unprocessable(["body"], "expected a JSON object", "dict_type")
     return raw, body
 
 
@@ -125,20 +133,11 @@ def _check_type(body: dict[str, Any], name: str, types: tuple[type, ...], requir
     value = body.get(name)
     if value is None:
         if required:
-            raise ApiError(422, [{"loc": ["body", name], "msg": f"{name}: required", "type": "missing"}])
+            raise _unprocessable(["body", name], f"{name}: required", "missing")
         return None
     if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
         wanted = " or ".join(t.__name__ for t in types)
-        raise ApiError(
-            422,
-            [
-                {
-                    "loc": ["body", name],
-                    "msg": f"{name}: expected {wanted}, got {value!r}"[:200],
-                    "type": "type_error",
-                }
-            ],
-        )
+        raise _unprocessable(["body", name], f"{name}: expected {wanted}, got {value!r}", "type_error")
     return value
 
 
@@ -151,15 +150,8 @@ def _query_int(request: Request, name: str, default: int, low: int, high: int) -
     except ValueError:
         value = low - 1
     if not low <= value <= high:
-        raise ApiError(
-            422,
-            [
-                {
-                    "loc": ["query", name],
-                    "msg": f"{name}: expected an integer {low}-{high}, got {text!r}",
-                    "type": "value_error",
-                }
-            ],
+        raise _unprocessable(
+            ["query", name], f"{name}: expected an integer {low}-{high}, got {text!r}", "value_error"
         )
     return value
 
@@ -173,15 +165,8 @@ def _query_datetime(request: Request, name: str) -> dt.datetime | None:
     try:
         return parse_datetime(text)
     except ValueError:
-        raise ApiError(
-            422,
-            [
-                {
-                    "loc": ["query", name],
-                    "msg": f"{name}: expected an ISO 8601 datetime, got {text!r}",
-                    "type": "value_error",
-                }
-            ],
+        raise _unprocessable(
+            ["query", name], f"{name}: expected an ISO 8601 datetime, got {text!r}", "value_error"
         ) from None
 
 
@@ -190,16 +175,7 @@ def _query_cursor(request: Request) -> int | None:
     if text is None:
         return None
     if not text.isdigit():
-        raise ApiError(
-            422,
-            [
-                {
-                    "loc": ["query", "cursor"],
-                    "msg": "cursor: not a cursor returned by this API",
-                    "type": "value_error",
-                }
-            ],
-        )
+        raise _unprocessable(["query", "cursor"], "cursor: not a cursor returned by this API", "value_error")
     return int(text)
 
 
@@ -272,15 +248,8 @@ def create_app(emulator: Emulator) -> FastAPI:
         if priority is None:
             priority = "default"
         if priority not in PRIORITIES:
-            raise ApiError(
-                422,
-                [
-                    {
-                        "loc": ["body", "priority"],
-                        "msg": f"priority: expected one of {list(PRIORITIES)}",
-                        "type": "enum",
-                    }
-                ],
+            raise _unprocessable(
+                ["body", "priority"], f"priority: expected one of {list(PRIORITIES)}", "enum"
             )
         data = body.get("data")
         if isinstance(data, list) and len(data) >= _THREAD_VALIDATION_THRESHOLD:
@@ -316,16 +285,10 @@ def create_app(emulator: Emulator) -> FastAPI:
         try:
             status = BatchStatus(status_text) if status_text is not None else None
         except ValueError:
-            raise ApiError(
-                422,
-                [
-                    {
-                        "loc": ["query", "status"],
-                        "msg": f"status: expected one of "
-                        f"{[s.value for s in BatchStatus]}, got {status_text!r}",
-                        "type": "enum",
-                    }
-                ],
+            raise _unprocessable(
+                ["query", "status"],
+                f"status: expected one of {[s.value for s in BatchStatus]}, got {status_text!r}",
+                "enum",
             ) from None
         records = emulator.iter_batches(
             after_seq=cursor,
@@ -397,27 +360,17 @@ def create_app(emulator: Emulator) -> FastAPI:
         _, body = await _json_object(request)
         holder_id = _check_type(body, "id", (str,), required=True)
         if not 1 <= len(holder_id) <= MAX_ACCOUNT_HOLDER_ID_LENGTH:
-            raise ApiError(
-                422,
-                [
-                    {
-                        "loc": ["body", "id"],
-                        "msg": f"id: expected 1 to {MAX_ACCOUNT_HOLDER_ID_LENGTH} characters",
-                        "type": "string_too_long",
-                    }
-                ],
+            raise _unprocessable(
+                ["body", "id"],
+                f"id: expected 1 to {MAX_ACCOUNT_HOLDER_ID_LENGTH} characters",
+                "string_too_long",
             )
         holder_type = _check_type(body, "type", (str,), required=True)
         if holder_type not in ACCOUNT_HOLDER_TYPES:
-            raise ApiError(
-                422,
-                [
-                    {
-                        "loc": ["body", "type"],
-                        "msg": f"type: expected one of {list(ACCOUNT_HOLDER_TYPES)}, got {holder_type!r}",
-                        "type": "enum",
-                    }
-                ],
+            raise _unprocessable(
+                ["body", "type"],
+                f"type: expected one of {list(ACCOUNT_HOLDER_TYPES)}, got {holder_type!r}",
+                "enum",
             )
         holder = {
             "id": holder_id,
@@ -456,32 +409,17 @@ def create_app(emulator: Emulator) -> FastAPI:
     def _check_url(body: dict[str, Any]) -> str:
         url = _check_type(body, "url", (str,), required=True)
         if not url.startswith(("http://", "https://")):
-            raise ApiError(
-                422,
-                [
-                    {
-                        "loc": ["body", "url"],
-                        "msg": f"url: expected an http(s) URL, got {url!r}"[:200],
-                        "type": "url_parsing",
-                    }
-                ],
-            )
+            raise _unprocessable(["body", "url"], f"url: expected an http(s) URL, got {url!r}", "url_parsing")
         return url
 
     def _check_events(body: dict[str, Any]) -> list[str]:
         events = _check_type(body, "events", (list,), required=True)
         unknown = [e for e in events if e not in WEBHOOK_EVENTS]
         if not events or unknown:
-            raise ApiError(
-                422,
-                [
-                    {
-                        "loc": ["body", "events"],
-                        "msg": f"events: expected a non-empty list of "
-                        f"{list(WEBHOOK_EVENTS)}, got unknown {unknown!r}"[:300],
-                        "type": "enum",
-                    }
-                ],
+            raise _unprocessable(
+                ["body", "events"],
+                f"events: expected a non-empty list of {list(WEBHOOK_EVENTS)}, got unknown {unknown!r}",
+                "enum",
             )
         return events
 
