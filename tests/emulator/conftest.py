@@ -62,13 +62,16 @@ class WebhookReceiver:
     """A real HTTP receiver on loopback that records deliveries and fails the first ``fail_first``.
 
     :param fail_first: how many deliveries to answer 500 before answering 200.
+    :param stall_first: how many deliveries to leave unanswered (until the receiver stops) before answering.
     """
 
-    def __init__(self, fail_first: int = 0) -> None:
+    def __init__(self, fail_first: int = 0, stall_first: int = 0) -> None:
         import http.server
         import threading
 
         self.fail_first = fail_first
+        self.stall_first = stall_first
+        self._stop = threading.Event()
         self.received: list[tuple[dict[str, str], dict[str, Any]]] = []
         self._lock = threading.Lock()
         receiver = self
@@ -81,6 +84,10 @@ class WebhookReceiver:
                 with receiver._lock:
                     receiver.received.append((dict(self.headers.items()), body))
                     failing = len(receiver.received) <= receiver.fail_first
+                    stalling = len(receiver.received) <= receiver.stall_first
+                if stalling:  # a receiver that never answers: the sender's timeout must fire
+                    receiver._stop.wait(30)
+                    return
                 self.send_response(500 if failing else 200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -101,6 +108,7 @@ class WebhookReceiver:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._stop.set()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(5)

@@ -109,3 +109,39 @@ def test_disabled_webhook_gets_nothing(ntropy_emulator, webhook_receiver):
         wait_for(lambda: control.received)
     assert ntropy_emulator.stats()["webhook_deliveries"]["attempts"] == 1
     assert webhook_receiver.received == []
+
+
+def test_a_receiver_that_does_not_answer_in_time_gets_the_event_again(ntropy_emulator):
+    ntropy_emulator.configure(webhook_timeout_seconds=0.3, webhook_retry_initial_seconds=0.05)
+    with WebhookReceiver(stall_first=1) as receiver:
+        _post(ntropy_emulator, "/v3/webhooks", {"url": receiver.url, "events": ["batches.completed"]})
+        _batch(ntropy_emulator)
+        deliveries = wait_for(
+            lambda: (d := ntropy_emulator.stats()["webhook_deliveries"])["delivered"] == 1 and d
+        )
+        assert deliveries["failed_attempts"] == 1
+        first, second = receiver.bodies()
+        assert first["event_id"] == second["event_id"]
+
+
+def test_deleting_a_webhook_stops_its_retries(ntropy_emulator):
+    ntropy_emulator.configure(webhook_retry_initial_seconds=0.05, webhook_retry_max_seconds=0.05)
+    with WebhookReceiver(fail_first=10_000) as receiver:
+        hook = _post(ntropy_emulator, "/v3/webhooks", {"url": receiver.url, "events": ["batches.completed"]})
+        _batch(ntropy_emulator)
+        wait_for(lambda: len(receiver.received) >= 2)
+        requests.delete(
+            f"{ntropy_emulator.url}/v3/webhooks/{hook['id']}",
+            headers={"X-API-Key": ntropy_emulator.api_key},
+            timeout=10,
+        )
+        stopped_at = ntropy_emulator.stats()["webhook_deliveries"]["attempts"]
+        # A further batch on another webhook proves time has passed; the deleted one got nothing more.
+        with WebhookReceiver() as control:
+            _post(ntropy_emulator, "/v3/webhooks", {"url": control.url, "events": ["batches.completed"]})
+            _batch(ntropy_emulator)
+            wait_for(lambda: control.received)
+            wait_for(lambda: ntropy_emulator.stats()["webhook_deliveries"]["delivered"] == 1)
+        assert (
+            ntropy_emulator.stats()["webhook_deliveries"]["attempts"] == stopped_at + 1
+        )  # the control's one
