@@ -142,7 +142,9 @@ def recognise(description: str) -> Recognition:
             if word in _NAME_STOP_WORDS:
                 break
             words.append(word)
-        person = " ".join(word.capitalize() for word in words) or None
+        # "PAYPAL PAYMENT TO AMAZON" pays a merchant, not a person.
+        if words and not _MERCHANT_PATTERN.search(" ".join(words)):
+            person = " ".join(word.capitalize() for word in words)
     merchant = None
     if person is None and (found_merchant := _MERCHANT_PATTERN.search(rest)):
         merchant = _MERCHANT_BY_ALIAS[found_merchant.group(0)]

@@ -55,6 +55,7 @@ def test_every_merchant_is_recognised_by_its_first_alias(merchant):
         ("TST* SHAKE SHACK 0123", ["Toast"], "Shake Shack"),
         ("STRIPE: GITHUB INC", ["Stripe"], "GitHub"),
         ("APPLE PAY STARBUCKS", ["Apple Pay"], "Starbucks"),
+        ("PAYPAL PAYMENT TO AMAZON", ["PayPal"], "Amazon"),
     ],
 )
 def test_intermediaries_are_recognised_beside_the_merchant(description, intermediaries, merchant):
