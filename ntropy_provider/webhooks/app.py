@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 from typing import Any
 
 import anyio.to_thread
@@ -48,7 +47,6 @@ log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 60
 #: Batch ids are UUIDs; a longer one is not a Batch.
 MAX_BATCH_ID_LENGTH = 100
-_CONN_ID_PATTERN = re.compile(r"[A-Za-z0-9_.\-]{1,250}")
 
 
 class _Rejected(Exception):
@@ -120,6 +118,7 @@ def create_app(
         redoc_url=None,
         openapi_url=None,
     )
+    served = config.served_conn_ids
     app.state.config = config
     app.state.resolver = resolver
     app.state.recorder = recorder
@@ -134,7 +133,7 @@ def create_app(
         return {"status": "ok"}
 
     async def receive(request: Request, conn_id: str) -> dict[str, Any]:
-        if not _CONN_ID_PATTERN.fullmatch(conn_id):
+        if conn_id not in served:
             raise _Rejected(404, "unknown webhook path")
         try:
             expected = await resolver.get(conn_id)
@@ -186,7 +185,7 @@ def create_app(
 
     @app.post(WEBHOOK_PATH + "/{conn_id}")
     async def webhook_for_connection(request: Request, conn_id: str) -> dict[str, Any]:
-        """Receive a delivery for another Ntropy connection (its own token, its own asset)."""
+        """Receive a delivery for one of the served connections (its own token, its own asset)."""
         return await receive(request, conn_id)
 
     return app

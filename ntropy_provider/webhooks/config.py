@@ -33,6 +33,9 @@ class ReceiverConfig:
 
     :param conn_id: the Ntropy connection served by ``POST /webhooks`` (other connections are served
         by ``POST /webhooks/{conn_id}``); it names the asset that events are recorded on.
+    :param extra_conn_ids: further Ntropy connections served at ``POST /webhooks/{conn_id}``; any other
+        connection id in the path is answered 404 without a look-up (so unauthenticated callers cannot
+        make the receiver read arbitrary connections).
     :param token_extra_key: key, in the connection's extras, of the expected ``X-Ntropy-Token``.
     :param token_variable: when set, the token is read from this Airflow variable instead of the
         connection's extras (for the default connection only).
@@ -42,6 +45,7 @@ class ReceiverConfig:
     """
 
     conn_id: str = "ntropy_default"
+    extra_conn_ids: tuple[str, ...] = ()
     token_extra_key: str = DEFAULT_TOKEN_EXTRA_KEY
     token_variable: str | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
@@ -57,11 +61,21 @@ class ReceiverConfig:
             # Ntropy retries for 24 h: forgetting an event id sooner would let a retry record twice.
             raise ValueError(f"dedupe_retention_days: expected at least 2, got {self.dedupe_retention_days}")
 
+    @property
+    def served_conn_ids(self) -> frozenset[str]:
+        """Every connection whose deliveries are accepted."""
+        return frozenset((self.conn_id, *self.extra_conn_ids))
+
     @classmethod
     def from_airflow_conf(cls) -> ReceiverConfig:
         """Read the settings from the ``[ntropy_webhooks]`` section (defaults where unset)."""
         return cls(
             conn_id=conf.get(CONFIG_SECTION, "conn_id", fallback="ntropy_default"),
+            extra_conn_ids=tuple(
+                c.strip()
+                for c in conf.get(CONFIG_SECTION, "extra_conn_ids", fallback="").split(",")
+                if c.strip()
+            ),
             token_extra_key=conf.get(CONFIG_SECTION, "token_extra_key", fallback=DEFAULT_TOKEN_EXTRA_KEY),
             token_variable=conf.get(CONFIG_SECTION, "token_variable", fallback=None) or None,
             max_body_bytes=conf.getint(CONFIG_SECTION, "max_body_bytes", fallback=DEFAULT_MAX_BODY_BYTES),

@@ -163,7 +163,13 @@ def receiver_factory(airflow_db, monkeypatch) -> Iterator[Callable[..., Receiver
     """Start receivers: each gets its own connection id (so tests never share an asset) and token."""
     servers: list[ServerThread] = []
 
-    def start(*, register_asset: bool = True, config: ReceiverConfig | None = None, **conn: Any) -> Receiver:
+    def start(
+        *,
+        register_asset: bool = True,
+        config: ReceiverConfig | None = None,
+        extra_conn_ids: tuple[str, ...] = (),
+        **conn: Any,
+    ) -> Receiver:
         conn_id = f"ntropy_wh_{uuid.uuid4().hex[:10]}"
         token = secrets.token_urlsafe(32)
         extra = {"webhook_token": token, **conn.pop("extra", {})}
@@ -173,7 +179,7 @@ def receiver_factory(airflow_db, monkeypatch) -> Iterator[Callable[..., Receiver
         )
         if register_asset:
             register_consumer_dag(conn_id, f"consumer_{conn_id}")
-        app = create_app(config or ReceiverConfig(conn_id=conn_id))
+        app = create_app(config or ReceiverConfig(conn_id=conn_id, extra_conn_ids=extra_conn_ids))
         # Mounted where the plugin mounts it on Airflow's API server.
         root = FastAPI()
         root.mount(URL_PREFIX, app)

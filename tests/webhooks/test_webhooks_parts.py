@@ -275,21 +275,30 @@ class TestPlugin:
         monkeypatch.setenv("AIRFLOW__CORE__LAZY_DISCOVER_PROVIDERS", "False")
         assert plugin._providers_load_lazily() is False
 
-    def test_delivery_through_airflows_own_api_server_app(self, receiver_factory, kit):
+    def test_delivery_through_airflows_own_api_server_app(self, airflow_db, monkeypatch, kit):
         """Airflow's own API server app (``airflow.api_fastapi.app.create_app``) serves the receiver."""
+        from airflow import plugins_manager
         from airflow.api_fastapi.app import create_app as create_airflow_app
 
-        receiver = receiver_factory()  # its connection, token and consumer DAG; its own server is unused
+        # The plugin serves the configured connection, ntropy_default.
+        token = "plugin-test-token-0123456789"
+        conn = {"conn_type": "ntropy", "password": "k", "extra": {"webhook_token": token}}
+        monkeypatch.setenv("AIRFLOW_CONN_NTROPY_DEFAULT", json.dumps(conn))
+        kit.register_consumer_dag("ntropy_default", "consumer_of_ntropy_default")
+        [ours] = [a for a in plugins_manager.get_fastapi_plugins()[0] if a["url_prefix"] == "/ntropy"]
+        ours["app"].state.resolver.clear()  # another test may have cached this connection without a token
+
         server = kit.ServerThread(create_airflow_app()).start()
         try:
-            url = f"{server.url}/ntropy/webhooks/{receiver.conn_id}"
+            url = f"{server.url}/ntropy/webhooks"
             body = kit.batch_event()
             refused = httpx.post(url, content=orjson.dumps(body), headers={"X-Ntropy-Token": "wrong"})
-            accepted = httpx.post(url, content=orjson.dumps(body), headers=receiver.headers())
+            accepted = httpx.post(url, content=orjson.dumps(body), headers={"X-Ntropy-Token": token})
             health = httpx.get(f"{server.url}/ntropy/health")
         finally:
             server.stop()
         assert refused.status_code == 401
         assert accepted.status_code == 200, accepted.text
         assert health.json() == {"status": "ok"}
-        assert [e["event_id"] for e in kit.asset_events(receiver.conn_id)] == [body["event_id"]]
+        recorded = [e for e in kit.asset_events("ntropy_default") if e["event_id"] == body["event_id"]]
+        assert len(recorded) == 1

@@ -79,8 +79,9 @@ class TestAuthentication:
         response = httpx.post(receiver.webhook_url, content=orjson.dumps(kit.batch_event()), headers=headers)
         assert response.status_code == 401
 
-    def test_token_of_another_connection_is_refused(self, receiver_factory, kit):
-        first, second = receiver_factory(), receiver_factory()
+    def test_token_of_another_served_connection_is_refused(self, receiver_factory, kit):
+        second = receiver_factory()
+        first = receiver_factory(extra_conn_ids=(second.conn_id,))
         response = httpx.post(
             f"{first.url}/ntropy/webhooks/{second.conn_id}",
             content=orjson.dumps(kit.batch_event()),
@@ -94,13 +95,40 @@ class TestAuthentication:
         for token in ("", "anything"):
             assert post(receiver, kit.batch_event(), token=token).status_code == 401
 
-    def test_unknown_connection_is_refused_like_a_wrong_token(self, receiver, kit):
+    def test_connection_not_served_is_a_404_without_a_lookup(self, receiver_factory, kit):
+        other = receiver_factory()  # exists, with a token, but this receiver does not serve it
+        receiver = receiver_factory()
+        lookups: list[str] = []
+        resolver = receiver.app.state.resolver
+        original = resolver.get
+
+        async def spy(conn_id: str) -> str | None:
+            lookups.append(conn_id)
+            return await original(conn_id)
+
+        resolver.get = spy
+        for conn_id in ("no_such_connection", other.conn_id):
+            response = httpx.post(
+                f"{receiver.url}/ntropy/webhooks/{conn_id}",
+                content=orjson.dumps(kit.batch_event()),
+                headers=other.headers(),
+            )
+            assert response.status_code == 404
+        assert lookups == []
+        assert kit.asset_events(other.conn_id) == []
+
+    def test_second_served_connection_records_on_its_own_asset(self, receiver_factory, kit):
+        second = receiver_factory()
+        first = receiver_factory(extra_conn_ids=(second.conn_id,))
+        body = kit.batch_event()
         response = httpx.post(
-            f"{receiver.url}/ntropy/webhooks/no_such_connection",
-            content=orjson.dumps(kit.batch_event()),
-            headers=receiver.headers(),
+            f"{first.url}/ntropy/webhooks/{second.conn_id}",
+            content=orjson.dumps(body),
+            headers=second.headers(),
         )
-        assert response.status_code == 401
+        assert response.json()["status"] == "recorded"
+        assert [e["conn_id"] for e in kit.asset_events(second.conn_id)] == [second.conn_id]
+        assert kit.asset_events(first.conn_id) == []
 
     def test_token_from_an_airflow_variable(self, receiver_factory, monkeypatch, kit):
         monkeypatch.setenv("AIRFLOW_VAR_NTROPY_HOOK_TOKEN_TEST", "variable-token-123")
