@@ -1,0 +1,81 @@
+"""The webhook DAG pair parses, is wired as documented, and its own code handles collapsed events.
+
+Running them for real (submit -> webhook -> asset event -> results) needs a scheduler: that is the stack
+test ``tests/stack/test_stack_webhooks.py``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from airflow.dag_processing.dagbag import DagBag
+
+from ntropy_provider.webhooks.assets import BatchEventRecord, batches_asset
+
+DAGS = Path(__file__).resolve().parents[2] / "dags"
+
+
+@pytest.fixture(scope="module")
+def dags():
+    found = {}
+    for name in ("ntropy_submit_only", "ntropy_webhook_results"):
+        bag = DagBag(dag_folder=str(DAGS / f"{name}.py"))
+        assert bag.import_errors == {}, bag.import_errors
+        found[name] = bag.dags[name]
+    return found
+
+
+def _event(event_type: str = "batches.completed", batch_id: str | None = None) -> SimpleNamespace:
+    """What ``triggering_asset_events[asset]`` yields: an object with ``extra``."""
+    batch_id = batch_id or str(uuid.uuid4())
+    status = "completed" if event_type.endswith("completed") else "error"
+    record = BatchEventRecord(
+        event_id=str(uuid.uuid4()),
+        event_type=event_type,
+        batch_id=batch_id,
+        status=status,
+        total=3,
+        progress=3,
+        conn_id="ntropy_default",
+        batch={"id": batch_id, "status": status, "total": 3},
+    )
+    return SimpleNamespace(extra=record.to_extra())
+
+
+def test_submit_only_registers_the_webhook_before_submitting_and_ends(dags):
+    dag = dags["ntropy_submit_only"]
+    assert set(dag.task_ids) == {"ensure_webhook", "locate_input", "submit"}
+    assert "ensure_webhook" in dag.get_task("submit").upstream_task_ids
+    assert dag.get_task("submit").wait_for_completion is False
+    assert "webhook_token" in dag.doc_md
+    assert "ntropy_webhook_results" in dag.doc_md
+
+
+def test_results_dag_is_scheduled_on_the_batches_asset(dags):
+    dag = dags["ntropy_webhook_results"]
+    assert list(dag.timetable.asset_condition.objects) == [batches_asset("ntropy_default")]
+    assert set(dag.task_ids) == {"completed_batches", "write_results", "alert_on_errored_batches"}
+    assert "What to change" in dag.doc_md
+
+
+def test_every_collapsed_completed_event_gets_its_own_write(dags):
+    dag = dags["ntropy_webhook_results"]
+    events = [_event(), _event("batches.error"), _event(), _event()]
+    events.append(events[0])  # the same asset event listed twice must not be written twice
+    triggering = {batches_asset("ntropy_default"): events}
+    writes = dag.get_task("completed_batches").python_callable(triggering_asset_events=triggering)
+    completed = [e.extra for e in events[:4] if e.extra["event_type"] == "batches.completed"]
+    assert [w["batch_ids"][0]["id"] for w in writes] == [e["batch_id"] for e in completed]
+    assert all(w["output_path"].endswith(f"batch_id={w['batch_ids'][0]['id']}") for w in writes)
+
+
+def test_errored_batches_fail_the_alert_task_naming_them(dags):
+    dag = dags["ntropy_webhook_results"]
+    errored = _event("batches.error")
+    alert = dag.get_task("alert_on_errored_batches").python_callable
+    with pytest.raises(RuntimeError, match=errored.extra["batch_id"]):
+        alert(triggering_asset_events={batches_asset("ntropy_default"): [_event(), errored]})
+    assert alert(triggering_asset_events={batches_asset("ntropy_default"): [_event()]}) == 0
