@@ -8,8 +8,9 @@ one move and no file of an earlier run can linger)::
 
 Rows are in the order of the batches given, then in submission order within each batch; nothing
 from the run itself (time, host, temporary names) goes into the files, so the same batches give the
-same bytes. Each batch's results are parsed, split and written before the next one is fetched, so
-memory holds about one batch (plus one Parquet row group per dataset), whatever the batch count.
+same bytes. Batches stream through: while one is split and written, the next one is fetched and parsed
+in a background thread, and none is kept after it is written, so memory holds about three batches
+(plus one Parquet row group per dataset), whatever the batch count.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from airflow.sdk import ObjectStoragePath
 from ntropy_provider.results.atomic_write import AtomicParquetWriter, remove_stale_temporaries
 from ntropy_provider.results.flatten import convert_results, split_ok_errors
 from ntropy_provider.results.input_join import InputColumns, append_columns, joined_schema
+from ntropy_provider.results.prefetch import Prefetcher
 from ntropy_provider.schema import MAX_BATCH_SIZE, RESULTS_ARROW_SCHEMA, RESULTS_SCHEMA_VERSION_KEY
 
 log = logging.getLogger(__name__)
@@ -93,7 +95,8 @@ def write_results_datasets(
     the row count check; on any error both temporary files are removed and the final paths keep what
     they held before. Temporary files left by crashed runs are removed after a successful run.
 
-    :param results: ``(batch_id, body)`` pairs; a lazy iterator keeps one body in memory at a time.
+    :param results: ``(batch_id, body)`` pairs; a lazy iterator (consumed in a background thread) keeps
+        few bodies in memory.
     :param output_path: the directory that receives ``ok/`` and ``errors/``.
     :param compression: Parquet compression codec.
     :param input_columns: input columns to carry into every row, joined on transaction id.
@@ -112,12 +115,12 @@ def write_results_datasets(
         for directory in (ok_dir, errors_dir)
     ]
     ok_writer, errors_writer = writers
+    # The next batch is fetched and parsed in a thread while this one is joined, split and written.
+    prefetched = Prefetcher(results, _convert)
     try:
         for writer in writers:
             writer.open()
-        for batch_id, body in results:
-            batch = convert_results(body, batch_id=batch_id)
-            del body
+        for batch_id, batch in prefetched:
             if expected_rows is not None and batch.num_rows != expected_rows.get(batch_id):
                 raise RowCountMismatchError(
                     f"batch {batch_id}: the results hold {batch.num_rows} rows but the batch's total is "
@@ -146,12 +149,19 @@ def write_results_datasets(
         errors_writer.publish()
         ok_writer.publish()
     except BaseException:
+        prefetched.close()
         for writer in writers:
             writer.abort()
         raise
+    prefetched.close()
     for directory in (ok_dir, errors_dir):
         remove_stale_temporaries(directory, DATA_FILE_NAME)
     return summary
+
+
+def _convert(item: tuple[str, bytes]) -> tuple[str, pa.RecordBatch]:
+    batch_id, body = item
+    return batch_id, convert_results(body, batch_id=batch_id)
 
 
 def _check_counts(summary: ResultsSummary, expected_rows: Mapping[str, int] | None) -> None:
