@@ -81,4 +81,4 @@ def test_standalone_receiver_reads_the_metastore_and_records(db_connection, kit)
     assert refused.status_code == 401
     assert accepted.json()["status"] == "recorded", accepted.text
     assert replayed.json()["status"] == "duplicate"
-    assert [e["event_id"] for e in kit.asset_events(conn_id)] == [orjson.loads(body)["event_id"]]
+    assert [e["event_id"] for e in kit.asset_events(conn_id)] == [body["event_id"]]
