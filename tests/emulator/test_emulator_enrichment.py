@@ -9,11 +9,11 @@ from __future__ import annotations
 import random
 
 import pytest
-from conftest import make_transaction
 from ntropy_sdk.transactions import EnrichedTransaction
 
 from ntropy_provider.emulator.catalogue import INTERMEDIARIES, MERCHANTS
 from ntropy_provider.emulator.enrichment import MISSING_HOLDER, enrich, entity_id, parse_location
+from ntropy_provider.emulator.testing import make_transaction
 from ntropy_provider.schema import ACCOUNTING_CATEGORIES
 
 CREATED = "2024-03-30T00:00:00Z"

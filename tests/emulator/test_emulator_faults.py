@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 import requests
-from conftest import make_transaction, wait_for
+
+from ntropy_provider.emulator.testing import make_transaction, wait_for
 
 OPERATION = "POST /v3/transactions"
 

@@ -8,14 +8,16 @@ import os
 import pytest
 import requests
 
+from ntropy_provider.emulator.testing import make_transaction
 
-def test_fixture_serves_the_api_and_counts_requests(ntropy_emulator, tx_factory):
+
+def test_fixture_serves_the_api_and_counts_requests(ntropy_emulator):
     url, key = ntropy_emulator.url, ntropy_emulator.api_key
     assert url.startswith("http://127.0.0.1:")
     assert key == "test-key"
     created = requests.post(
         f"{url}/v3/batches",
-        json={"operation": "POST /v3/transactions", "data": [tx_factory(0), tx_factory(1)]},
+        json={"operation": "POST /v3/transactions", "data": [make_transaction(0), make_transaction(1)]},
         headers={"X-API-Key": key},
         timeout=10,
     )
@@ -51,9 +53,9 @@ def test_state_and_settings_are_reset_between_tests_part_two(ntropy_emulator):
     assert answer.status_code == 404
 
 
-def test_reset_forgets_batches(ntropy_emulator, tx_factory):
+def test_reset_forgets_batches(ntropy_emulator):
     headers = {"X-API-Key": ntropy_emulator.api_key}
-    body = {"operation": "POST /v3/transactions", "data": [tx_factory()]}
+    body = {"operation": "POST /v3/transactions", "data": [make_transaction()]}
     batch_id = requests.post(
         f"{ntropy_emulator.url}/v3/batches", json=body, headers=headers, timeout=10
     ).json()["id"]

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import make_transaction, wait_for
 
+from ntropy_provider.emulator.testing import make_transaction, wait_for
 from ntropy_provider.schema import MAX_BATCH_SIZE, Batch, BatchResult
 
 OPERATION = "POST /v3/transactions"

@@ -8,7 +8,6 @@ webhook delivery to a real local receiver.
 from __future__ import annotations
 
 import pytest
-from conftest import make_transaction, wait_for
 from ntropy_sdk import SDK
 from ntropy_sdk.async_.sdk import AsyncSDK
 from ntropy_sdk.batches import BatchStatus
@@ -25,6 +24,8 @@ from ntropy_sdk.v2.errors import (
     NtropyValidationError,
     NtropyValueError,
 )
+
+from ntropy_provider.emulator.testing import make_transaction, wait_for
 
 OPERATION = "POST /v3/transactions"
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import requests
-from conftest import WebhookReceiver, make_transaction, wait_for
 
+from ntropy_provider.emulator.testing import WebhookReceiver, make_transaction, wait_for
 from ntropy_provider.schema import WebhookEvent
 
 
