@@ -24,6 +24,7 @@ import datetime as dt
 import logging
 from typing import Any
 
+import anyio
 import anyio.to_thread
 import orjson
 from fastapi import FastAPI, Request
@@ -119,6 +120,9 @@ def create_app(
         openapi_url=None,
     )
     served = config.served_conn_ids
+    # Recording waits on the database (on SQLite, on its single writer): a limiter of its own keeps a
+    # flood of deliveries from taking every thread of the API server's shared pool from Airflow's routes.
+    record_limiter = anyio.CapacityLimiter(config.record_concurrency)
     app.state.config = config
     app.state.resolver = resolver
     app.state.recorder = recorder
@@ -153,7 +157,7 @@ def create_app(
 
         record = BatchEventRecord.from_webhook_event(event, conn_id)
         try:
-            result = await anyio.to_thread.run_sync(recorder.record, record)
+            result = await anyio.to_thread.run_sync(recorder.record, record, limiter=record_limiter)
         except AssetNotRegisteredError as err:
             log.error("Ntropy webhook: event %s not recorded: %s", event.event_id, err)
             raise _Rejected(503, str(err), {"Retry-After": str(RETRY_AFTER_SECONDS)}) from None

@@ -25,6 +25,8 @@ DEFAULT_MAX_BODY_BYTES = 64 * 1024
 DEFAULT_TOKEN_CACHE_SECONDS = 30.0
 #: Deduplication entries are kept well beyond Ntropy's 24 h retry window.
 DEFAULT_DEDUPE_RETENTION_DAYS = 7
+#: Deliveries written at once; more only queue on the database's locks.
+DEFAULT_RECORD_CONCURRENCY = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +44,7 @@ class ReceiverConfig:
     :param max_body_bytes: largest accepted body; a larger one is refused with 413 while it streams in.
     :param token_cache_seconds: how long a resolved token is reused before it is read again.
     :param dedupe_retention_days: how long event ids are remembered for deduplication.
+    :param record_concurrency: most deliveries written to the database at once (per process).
     """
 
     conn_id: str = "ntropy_default"
@@ -51,6 +54,7 @@ class ReceiverConfig:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     token_cache_seconds: float = DEFAULT_TOKEN_CACHE_SECONDS
     dedupe_retention_days: int = DEFAULT_DEDUPE_RETENTION_DAYS
+    record_concurrency: int = DEFAULT_RECORD_CONCURRENCY
 
     def __post_init__(self) -> None:
         if self.max_body_bytes < 1024:
@@ -60,6 +64,8 @@ class ReceiverConfig:
         if self.dedupe_retention_days < 2:
             # Ntropy retries for 24 h: forgetting an event id sooner would let a retry record twice.
             raise ValueError(f"dedupe_retention_days: expected at least 2, got {self.dedupe_retention_days}")
+        if self.record_concurrency < 1:
+            raise ValueError(f"record_concurrency: expected at least 1, got {self.record_concurrency}")
 
     @property
     def served_conn_ids(self) -> frozenset[str]:
@@ -84,6 +90,9 @@ class ReceiverConfig:
             ),
             dedupe_retention_days=conf.getint(
                 CONFIG_SECTION, "dedupe_retention_days", fallback=DEFAULT_DEDUPE_RETENTION_DAYS
+            ),
+            record_concurrency=conf.getint(
+                CONFIG_SECTION, "record_concurrency", fallback=DEFAULT_RECORD_CONCURRENCY
             ),
         )
 
