@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -29,6 +30,9 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
 )
 
+#: Relative random spread of each wait between polls.
+POLL_JITTER = 0.1
+
 #: ``termination_reason`` values of the event.
 REASON_COMPLETED = "completed"
 REASON_BATCH_ERROR = "batch_error"
@@ -44,7 +48,8 @@ class BatchTrigger(BaseTrigger):
 
     Polling adapts: the first check is immediate, then the interval grows from ``poll_interval``
     toward ``max_poll_interval`` and, once progress is observed, follows the ETA (the next check is
-    half-way to the expected end). Transient failures (5xx, 429, connection errors) are logged and
+    just after the expected end, at most ``max_poll_interval`` away; up to 10% random delay spreads
+    triggers deferred together). Transient failures (5xx, 429, connection errors) are logged and
     retried at the next poll with a doubled interval; they never end the wait. Progress is logged once
     per poll, overall and per pending batch, as ``done/total (pct) rate/s ETA``.
 
@@ -135,7 +140,9 @@ class BatchTrigger(BaseTrigger):
                         "; ".join(sorted(set(transient))[:3]),
                         interval,
                     )
-                sleep_for = interval
+                # Up to 10% later: triggers deferred together (a backfill) drift apart instead of
+                # hitting the API and the event loop in lockstep; never earlier than the ETA.
+                sleep_for = interval * random.uniform(1, 1 + POLL_JITTER)
                 if self.deadline is not None:
                     sleep_for = min(sleep_for, max(0.0, self.deadline - time.time()))
                 await asyncio.sleep(sleep_for)

@@ -13,6 +13,8 @@ from ntropy_provider.schema import Batch, BatchStatus
 
 #: How much the interval grows per poll while there is no progress to estimate from.
 POLL_GROWTH = 1.5
+#: Most the interval may grow per poll when it follows an ETA.
+ETA_MAX_GROWTH = 4.0
 #: Weight of the newest observed rate in the smoothed rate.
 RATE_SMOOTHING = 0.5
 
@@ -22,10 +24,12 @@ def next_poll_interval(
 ) -> float:
     """The wait before the next poll.
 
-    Without an ETA (nothing has progressed yet) the interval grows geometrically from ``minimum``
-    toward ``maximum``. With one, the next poll is placed half-way to the expected end, so a batch
-    that needs 20 minutes is polled every ``maximum`` seconds, and polls close in (``eta / 2``) as the
-    end nears: about ``duration / maximum + log2(maximum / minimum)`` polls per wait, whatever its length.
+    Without an ETA (nothing has progressed yet) the interval grows geometrically (``growth``) from
+    ``minimum`` toward ``maximum``. With one, the next poll is placed just after the expected end (ETA
+    plus half the minimum interval), but at most ``ETA_MAX_GROWTH`` times the previous interval: an
+    early ETA rests on little progress and can be far off, so the interval earns its length as the
+    estimate firms up. A batch that needs 20 minutes is soon polled every ``maximum`` seconds; a steady
+    one is seen ending with one or two polls; one that slowed down is re-estimated at each poll.
 
     :param previous: the last interval, in seconds.
     :param eta: seconds until every batch is expected to end, ``None`` when unknown.
@@ -33,7 +37,10 @@ def next_poll_interval(
     :param maximum: the longest interval, in seconds.
     :param growth: factor applied per poll while no ETA is known.
     """
-    candidate = previous * growth if eta is None else eta / 2
+    if eta is None:
+        candidate = previous * growth
+    else:
+        candidate = min(eta + minimum / 2, previous * ETA_MAX_GROWTH)
     return max(minimum, min(maximum, candidate))
 
 
