@@ -172,7 +172,12 @@ def batch_body(data_items: list[bytes], *, priority: str, operation: str = TRANS
     :param operation: the batch operation.
     """
     head = b'{"operation":' + dumps(operation) + b',"priority":' + dumps(priority) + b',"data":['
-    return b"".join((head, b",".join(data_items), b"]}"))
+    pieces = [head]
+    for item in data_items:
+        pieces += (item, b",")
+    pieces[-1] = b"]}" if data_items else pieces[-1] + b"]}"
+    # One join: the body is the only new copy (a nested join would hold the items three times).
+    return b"".join(pieces)
 
 
 @dataclass(frozen=True, slots=True)
