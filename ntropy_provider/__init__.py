@@ -16,6 +16,7 @@ _PACKAGE = "ntropy_provider"
 def get_provider_info() -> dict[str, Any]:
     """Describe the provider to Airflow (validated against Airflow's ``provider_info.schema.json``)."""
     from ntropy_provider.hooks._connection import provider_connection_type
+    from ntropy_provider.webhooks.provider_config import PROVIDER_CONFIG
 
     return {
         "package-name": "ntropy-airflow-provider",
@@ -44,6 +45,7 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [{"integration-name": "Ntropy", "python-modules": [f"{_PACKAGE}.triggers.batch"]}],
         # The form's fields and labels are declared (Airflow >= 3.2 reads them without importing the hook).
         "connection-types": [provider_connection_type()],
+        "config": PROVIDER_CONFIG,
         "plugins": [
             {"name": "ntropy_webhooks", "plugin-class": f"{_PACKAGE}.webhooks.plugin.NtropyWebhooksPlugin"}
         ],

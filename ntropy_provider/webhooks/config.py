@@ -10,23 +10,20 @@ from dataclasses import dataclass
 
 from airflow.configuration import conf
 
-CONFIG_SECTION = "ntropy_webhooks"
+from ntropy_provider.webhooks.provider_config import (
+    DEFAULT_CONN_ID,
+    DEFAULT_DEDUPE_RETENTION_DAYS,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_RECORD_CONCURRENCY,
+    DEFAULT_TOKEN_CACHE_SECONDS,
+    DEFAULT_TOKEN_EXTRA_KEY,
+)
+from ntropy_provider.webhooks.provider_config import SECTION as CONFIG_SECTION
 
 #: Where the plugin mounts the receiver on Airflow's API server (the stand-alone app uses it too).
 URL_PREFIX = "/ntropy"
-#: The route Ntropy delivers to, relative to the mount point; ``/webhooks/{conn_id}`` serves any connection.
+#: The route Ntropy delivers to, relative to the mount point (``/webhooks/{conn_id}`` for each served one).
 WEBHOOK_PATH = "/webhooks"
-
-#: Key, in the Ntropy connection's extras, of the token that every delivery must carry.
-DEFAULT_TOKEN_EXTRA_KEY = "webhook_token"
-#: A delivery is one small JSON object (~300 bytes); 64 KiB leaves room and caps what a client can push.
-DEFAULT_MAX_BODY_BYTES = 64 * 1024
-#: How long a resolved token is trusted before the connection is read again.
-DEFAULT_TOKEN_CACHE_SECONDS = 30.0
-#: Deduplication entries are kept well beyond Ntropy's 24 h retry window.
-DEFAULT_DEDUPE_RETENTION_DAYS = 7
-#: Deliveries written at once; more only queue on the database's locks.
-DEFAULT_RECORD_CONCURRENCY = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +44,7 @@ class ReceiverConfig:
     :param record_concurrency: most deliveries written to the database at once (per process).
     """
 
-    conn_id: str = "ntropy_default"
+    conn_id: str = DEFAULT_CONN_ID
     extra_conn_ids: tuple[str, ...] = ()
     token_extra_key: str = DEFAULT_TOKEN_EXTRA_KEY
     token_variable: str | None = None
@@ -76,7 +73,7 @@ class ReceiverConfig:
     def from_airflow_conf(cls) -> ReceiverConfig:
         """Read the settings from the ``[ntropy_webhooks]`` section (defaults where unset)."""
         return cls(
-            conn_id=conf.get(CONFIG_SECTION, "conn_id", fallback="ntropy_default"),
+            conn_id=conf.get(CONFIG_SECTION, "conn_id", fallback=DEFAULT_CONN_ID),
             extra_conn_ids=tuple(
                 c.strip()
                 for c in conf.get(CONFIG_SECTION, "extra_conn_ids", fallback="").split(",")

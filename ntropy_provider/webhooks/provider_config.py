@@ -1,0 +1,84 @@
+"""The ``[ntropy_webhooks]`` configuration section, as declared to Airflow in ``get_provider_info()``.
+
+This module imports nothing: Airflow reads it while its own configuration is still loading. The
+defaults here are the ones :class:`~ntropy_provider.webhooks.config.ReceiverConfig` uses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+SECTION = "ntropy_webhooks"
+DEFAULT_CONN_ID = "ntropy_default"
+DEFAULT_TOKEN_EXTRA_KEY = "webhook_token"
+DEFAULT_MAX_BODY_BYTES = 64 * 1024
+DEFAULT_TOKEN_CACHE_SECONDS = 30.0
+DEFAULT_DEDUPE_RETENTION_DAYS = 7
+DEFAULT_RECORD_CONCURRENCY = 8
+
+_VERSION = "0.1.0"
+
+
+def _option(description: str, type_: str, default: Any, example: Any = None) -> dict[str, Any]:
+    return {
+        "description": description,
+        "version_added": _VERSION,
+        "type": type_,
+        "example": example,
+        "default": None if default is None else str(default),
+    }
+
+
+#: The section, in the shape of ``provider_info.schema.json`` ("config").
+PROVIDER_CONFIG: dict[str, Any] = {
+    SECTION: {
+        "description": "The Ntropy webhook receiver that the provider mounts on Airflow's API server at "
+        "/ntropy (POST /ntropy/webhooks).",
+        "options": {
+            "conn_id": _option(
+                "The Ntropy connection served at POST /ntropy/webhooks and /ntropy/webhooks/<conn_id>: its "
+                "extra holds the token, its asset (ntropy://batches/<conn_id>) records the events.",
+                "string",
+                DEFAULT_CONN_ID,
+            ),
+            "extra_conn_ids": _option(
+                "More Ntropy connections to serve at POST /ntropy/webhooks/<conn_id> (comma-separated).",
+                "string",
+                "",
+                "ntropy_eu,ntropy_sandbox",
+            ),
+            "token_extra_key": _option(
+                "Key, in the connection's extras, of the token every delivery must carry (X-Ntropy-Token).",
+                "string",
+                DEFAULT_TOKEN_EXTRA_KEY,
+            ),
+            "token_variable": _option(
+                "Read the token of conn_id from this Airflow variable instead of the connection's extras.",
+                "string",
+                None,
+                "ntropy_webhook_token",
+            ),
+            "max_body_bytes": _option(
+                "Largest delivery body accepted; a larger one is refused (413) while it streams in.",
+                "integer",
+                DEFAULT_MAX_BODY_BYTES,
+            ),
+            "token_cache_seconds": _option(
+                "How long a token read from a connection or variable is reused.",
+                "float",
+                DEFAULT_TOKEN_CACHE_SECONDS,
+            ),
+            "dedupe_retention_days": _option(
+                "How long event ids are remembered to drop Ntropy's repeated deliveries (at least 2; Ntropy "
+                "retries for 24 hours).",
+                "integer",
+                DEFAULT_DEDUPE_RETENTION_DAYS,
+            ),
+            "record_concurrency": _option(
+                "Most deliveries written to the metadata database at once, per API server process.",
+                "integer",
+                DEFAULT_RECORD_CONCURRENCY,
+            ),
+        },
+    }
+}
