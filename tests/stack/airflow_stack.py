@@ -205,9 +205,15 @@ class EmulatorProcess:
         """Forget every batch, holder and counter, and restore the default settings."""
         self._session.post(f"{self.url}/_emulator/reset", timeout=10).raise_for_status()
 
-    def connection_json(self) -> str:
-        """The ``AIRFLOW_CONN_NTROPY_DEFAULT`` value that points at this emulator."""
-        return json.dumps({"conn_type": "ntropy", "host": self.url, "password": self.api_key})
+    def connection_json(self, extra: Mapping[str, Any] | None = None) -> str:
+        """The ``AIRFLOW_CONN_NTROPY_DEFAULT`` value that points at this emulator.
+
+        :param extra: the connection's extras (e.g. a shorter retry backoff for tests).
+        """
+        conn: dict[str, Any] = {"conn_type": "ntropy", "host": self.url, "password": self.api_key}
+        if extra:
+            conn["extra"] = dict(extra)
+        return json.dumps(conn)
 
     def stop(self) -> None:
         """Kill the emulator."""
@@ -458,7 +464,7 @@ class AirflowStack:
         return response.json() if response.content else None
 
     def wait_for_dag(self, dag_id: str, timeout: float = 180) -> dict[str, Any]:
-        """Wait until the dag-processor has parsed and serialized a DAG.
+        """Wait until the dag-processor has parsed and serialized a DAG (its file is ``<dag_id>.py``).
 
         :param dag_id: the DAG.
         :param timeout: seconds to wait.
@@ -466,8 +472,10 @@ class AirflowStack:
 
         def parsed() -> dict[str, Any] | None:
             errors = self.api("GET", "/api/v2/importErrors").get("import_errors", [])
-            if errors:
-                raise StackError(f"import errors: {json.dumps(errors)[:3000]}")
+            # Other files' errors are not this DAG's problem; its own file's error ends the wait at once.
+            mine = [e for e in errors if str(e.get("filename", "")).endswith(f"{dag_id}.py")]
+            if mine:
+                raise StackError(f"import errors: {json.dumps(mine)[:3000]}")
             try:
                 return self.api("GET", f"/api/v2/dags/{dag_id}")
             except StackError:
@@ -493,6 +501,14 @@ class AirflowStack:
         """
         body = {"logical_date": logical_date, "conf": dict(conf or {})}
         return str(self.api("POST", f"/api/v2/dags/{dag_id}/dagRuns", json=body)["dag_run_id"])
+
+    def dag_runs(self, dag_id: str, **params: Any) -> list[dict[str, Any]]:
+        """The DAG's runs (``GET /api/v2/dags/{dag_id}/dagRuns``).
+
+        :param dag_id: the DAG.
+        :param params: query filters, e.g. ``run_type="scheduled"``.
+        """
+        return list(self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns", params=params)["dag_runs"])
 
     def run_state(self, dag_id: str, run_id: str) -> str:
         """The state of a DAG run.

@@ -18,6 +18,7 @@ from airflow_stack import AirflowStack, Database, EmulatorProcess
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STACK_API_KEY = "stack-test-key"
+STACK_CONNECTION_EXTRA = {"backoff_base": 0.2, "backoff_max": 2.0, "max_attempts": 12}
 
 #: Lines for the terminal summary: which database was used, how long the stack took to start.
 _SUMMARY: list[str] = []
@@ -59,7 +60,8 @@ def airflow_stack(
         REPO_ROOT / "dags",
         database,
         extra_env={
-            "AIRFLOW_CONN_NTROPY_DEFAULT": stack_emulator.connection_json(),
+            # A short retry backoff: the fault runs answer half the requests with 429/503.
+            "AIRFLOW_CONN_NTROPY_DEFAULT": stack_emulator.connection_json(STACK_CONNECTION_EXTRA),
             "NTROPY_DATA_ROOT": str(stack_data_root),
         },
     )
@@ -70,7 +72,6 @@ def airflow_stack(
             f"airflow stack: database={database.kind}, healthy after {stack.startup_seconds:.1f}s "
             f"(db migrate included), logs in {stack_workdir / 'logs'}"
         )
-        print(f"\n[stack] {_SUMMARY[-1]}")
         yield stack
     finally:
         stack.stop()
