@@ -1,6 +1,6 @@
-"""Hooks for the Ntropy API: :class:`NtropyHook` (sync, requests) and :class:`NtropyAsyncHook` (aiohttp).
+"""The sync hook for the Ntropy API: :class:`NtropyHook` (requests), and the home of :class:`NtropyAsyncHook`.
 
-Both read the ``ntropy`` connection (see :mod:`ntropy_provider.hooks._connection`), send a fresh
+Both hooks read the ``ntropy`` connection (see :mod:`ntropy_provider.hooks._connection`), send a fresh
 ``X-Request-ID`` with every request, retry 429 (after ``Retry-After``), 5xx and connection failures
 under one shared :class:`~ntropy_provider.hooks._retry.RetryPolicy`, and raise the typed errors of
 :mod:`ntropy_provider.exceptions` for everything else. The API key is sent in a header and never
@@ -9,24 +9,17 @@ logged, put in an exception message or shown in a ``repr``.
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 import datetime as dt
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import Any
-from urllib.parse import quote
 
-import aiohttp
 import requests
 from airflow.providers.http.hooks.http import HttpHook
-from airflow.sdk import BaseHook
 from requests_toolbelt.adapters.socket_options import TCPKeepAliveAdapter
 
 from ntropy_provider.exceptions import (
-    ItemError,
     NtropyAuthError,
     NtropyConnectionError,
     NtropyError,
@@ -34,34 +27,43 @@ from ntropy_provider.exceptions import (
     NtropyTimeoutError,
     NtropyValidationError,
 )
+from ntropy_provider.hooks._api import (
+    RetryCallback,
+    create_batch_body,
+    item_path,
+    list_params,
+    log_answer,
+    mask,
+    overrides,
+    parse_page,
+    report_retry,
+    settings_from_connection,
+)
+from ntropy_provider.hooks._async import NtropyAsyncHook
 from ntropy_provider.hooks._connection import (
     CONN_FIELDS,
     CONN_TYPE,
     DEFAULT_CONN_ID,
     UI_FIELD_BEHAVIOUR,
     NtropyConnectionSettings,
-    parse_connection,
 )
 from ntropy_provider.hooks._http import (
-    Chunk,
     attempt_headers,
     base_headers,
     dumps,
     error_for_answer,
     error_for_exception,
-    iter_chunks,
     loads,
     new_request_id,
 )
-from ntropy_provider.hooks._retry import Attempts, RetryEvent, RetryPolicy
+from ntropy_provider.hooks._retry import Attempts, RetryPolicy
+from ntropy_provider.hooks._submit import submit_chunks
 from ntropy_provider.schema import (
     ACCOUNT_HOLDER_TYPES,
     ACCOUNT_HOLDERS_PATH,
     BATCHES_PATH,
     MAX_BATCH_SIZE,
     MAX_CONCURRENT_OPERATIONS,
-    MAX_LIST_LIMIT,
-    PRIORITIES,
     RETRY_AFTER_HEADER,
     TRANSACTIONS_OPERATION,
     WEBHOOKS_PATH,
@@ -70,103 +72,16 @@ from ntropy_provider.schema import (
     BatchResult,
     BatchStatus,
     Webhook,
-    format_datetime,
 )
 
-#: Transport failures of requests that are worth another attempt (no answer, or a truncated one).
-_REQUESTS_TRANSPORT_ERRORS = (
-    requests.ConnectionError,
-    requests.Timeout,
-    requests.exceptions.ChunkedEncodingError,
-)
-#: The same for aiohttp.
-_AIOHTTP_TRANSPORT_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError)
+#: Transport failures worth another attempt (no answer, or a truncated one).
+_TRANSPORT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 
 _UNSET: Any = object()
 
-RetryCallback = Callable[[RetryEvent], None]
+__all__ = ["NtropyAsyncHook", "NtropyHook"]
 
 
-# --------------------------------------------------------------------------------------------------
-# Request building and answer parsing shared by both hooks
-# --------------------------------------------------------------------------------------------------
-def _item_path(collection: str, item_id: str) -> str:
-    if not item_id:
-        raise ValueError(f"{collection}: expected a non-empty id, got {item_id!r}")
-    return f"{collection}/{quote(str(item_id), safe='')}"
-
-
-def _check_priority(priority: str) -> None:
-    if priority not in PRIORITIES:
-        raise ValueError(f"priority: expected one of {', '.join(PRIORITIES)}, got {priority!r}")
-
-
-def _create_batch_body(data: Iterable[Mapping[str, Any]], operation: str, priority: str) -> bytes:
-    _check_priority(priority)
-    items = data if isinstance(data, list) else list(data)
-    if not 1 <= len(items) <= MAX_BATCH_SIZE:
-        raise ValueError(f"data: expected 1 to {MAX_BATCH_SIZE} transactions, got {len(items)}")
-    return dumps({"operation": operation, "priority": priority, "data": items})
-
-
-def _as_api_datetime(value: dt.datetime | str | None) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    return format_datetime(value)
-
-
-def _list_params(
-    *,
-    status: BatchStatus | str | None,
-    created_after: dt.datetime | str | None,
-    created_before: dt.datetime | str | None,
-    page_size: int,
-) -> dict[str, Any]:
-    if not 1 <= page_size <= MAX_LIST_LIMIT:
-        raise ValueError(f"page_size: expected 1 to {MAX_LIST_LIMIT}, got {page_size!r}")
-    params: dict[str, Any] = {"limit": page_size}
-    if status is not None:
-        params["status"] = BatchStatus(status).value
-    if (after := _as_api_datetime(created_after)) is not None:
-        params["created_after"] = after
-    if (before := _as_api_datetime(created_before)) is not None:
-        params["created_before"] = before
-    return params
-
-
-def _page(body: bytes) -> tuple[list[dict[str, Any]], str | None]:
-    page = loads(body)
-    return list(page.get("data") or []), page.get("next_cursor")
-
-
-def _in_input_terms(error: NtropyError, chunk: Chunk) -> NtropyError:
-    """Restate a chunk's error in input rows, so that a 422 names the row of the caller's input."""
-    rows = f"input rows {chunk.start} to {chunk.start + chunk.size - 1}"
-    if isinstance(error, NtropyValidationError) and any(e.index is not None for e in error.errors):
-        shifted = [
-            ItemError(None if e.index is None else e.index + chunk.start, e.field, e.message)
-            for e in error.errors
-        ]
-        listed = "; ".join(
-            f"input row {e.index}, field {e.field}: {e.message}" if e.index is not None else str(e)
-            for e in shifted[:20]
-        )
-        more = f"; and {len(shifted) - 20} more" if len(shifted) > 20 else ""
-        return NtropyValidationError(
-            f"Ntropy API refused chunk {chunk.index} ({rows}) with {error.status}: {listed}{more} "
-            f"(X-Request-ID {error.request_id})",
-            status=error.status,
-            detail=error.detail,
-            request_id=error.request_id,
-            errors=shifted,
-        )
-    error.add_note(f"while submitting chunk {chunk.index} ({rows})")
-    return error
-
-
-# --------------------------------------------------------------------------------------------------
-# Sync hook
-# --------------------------------------------------------------------------------------------------
 class NtropyHook(HttpHook):
     """Talk to the Ntropy API (batches, account holders, webhooks) through an ``ntropy`` connection.
 
@@ -209,15 +124,15 @@ class NtropyHook(HttpHook):
         super().__init__(method="GET", http_conn_id=ntropy_conn_id, **kwargs)
         self.ntropy_conn_id = ntropy_conn_id
         self.on_retry = on_retry
-        self._overrides: dict[str, Any] = {
-            "max_attempts": max_attempts,
-            "max_elapsed": max_elapsed,
-            "retry_after_cap": retry_after_cap,
-            "backoff_base": backoff_base,
-            "backoff_max": backoff_max,
-            "timeout": timeout,
-            "connect_timeout": connect_timeout,
-        }
+        self._overrides = overrides(
+            max_attempts=max_attempts,
+            max_elapsed=max_elapsed,
+            retry_after_cap=retry_after_cap,
+            backoff_base=backoff_base,
+            backoff_max=backoff_max,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+        )
         if self.keep_alive_adapter is not None:
             # One pool large enough for every concurrent submit (the API allows 10 operations at once).
             self.keep_alive_adapter = TCPKeepAliveAdapter(
@@ -265,16 +180,8 @@ class NtropyHook(HttpHook):
         """The connection's settings (read once; the API key is registered with Airflow's masker)."""
         if self._settings is None:
             conn = self.get_connection(self.ntropy_conn_id)
-            settings = parse_connection(
-                conn_id=self.ntropy_conn_id,
-                host=conn.host,
-                port=conn.port,
-                schema=conn.schema,
-                password=conn.password,
-                extras=conn.extra_dejson,
-                overrides=self._overrides,
-            )
-            _mask(settings.api_key)
+            settings = settings_from_connection(conn, conn.extra_dejson, self.ntropy_conn_id, self._overrides)
+            mask(settings.api_key)
             self.base_url = settings.base_url
             self._base_url_initialized = True
             self._settings = settings
@@ -332,7 +239,7 @@ class NtropyHook(HttpHook):
                     timeout=(settings.connect_timeout, settings.timeout),
                     allow_redirects=False,
                 )
-            except _REQUESTS_TRANSPORT_ERRORS as err:
+            except _TRANSPORT_ERRORS as err:
                 event = attempts.failed(status=None, retry_after=None, reason=f"{type(err).__name__}")
                 if event is None:
                     raise error_for_exception(
@@ -346,7 +253,7 @@ class NtropyHook(HttpHook):
                     ) from None
             else:
                 status = response.status_code
-                _log_answer(self.log, method, path, status, started, request_id)
+                log_answer(self.log, method, path, status, started, request_id)
                 if status < 400:
                     return response
                 event = attempts.failed(
@@ -364,7 +271,7 @@ class NtropyHook(HttpHook):
                         api_key=settings.api_key,
                         attempts=attempts.count,
                     )
-            _report_retry(self.log, self.on_retry, event, attempts.policy.max_attempts)
+            report_retry(self.log, self.on_retry, event, attempts.policy.max_attempts)
             time.sleep(event.wait)
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -373,7 +280,9 @@ class NtropyHook(HttpHook):
     def _iter_pages(self, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
         cursor: str | None = None
         while True:
-            items, cursor = _page(self._request("GET", path, params={**params, "cursor": cursor}).content)
+            items, cursor = parse_page(
+                self._request("GET", path, params={**params, "cursor": cursor}).content
+            )
             yield from items
             if not cursor:
                 return
@@ -394,7 +303,7 @@ class NtropyHook(HttpHook):
         :raises ValueError: when ``data`` is empty or too large, or ``priority`` unknown.
         :raises NtropyValidationError: when the API refuses an item (the message names item and field).
         """
-        body = _create_batch_body(data, operation, priority)
+        body = create_batch_body(data, operation, priority)
         return Batch.from_dict(self._json("POST", BATCHES_PATH, body=body))
 
     def get_batch(self, batch_id: str) -> Batch:
@@ -403,7 +312,7 @@ class NtropyHook(HttpHook):
         :param batch_id: the batch id.
         :raises NtropyNotFoundError: when the batch does not exist.
         """
-        return Batch.from_dict(self._json("GET", _item_path(BATCHES_PATH, batch_id)))
+        return Batch.from_dict(self._json("GET", item_path(BATCHES_PATH, batch_id)))
 
     def list_batches(
         self,
@@ -419,7 +328,7 @@ class NtropyHook(HttpHook):
         :param created_before: only batches created before this time.
         :param page_size: batches per request (1 to 1000).
         """
-        params = _list_params(
+        params = list_params(
             status=status, created_after=created_after, created_before=created_before, page_size=page_size
         )
         for item in self._iter_pages(BATCHES_PATH, params):
@@ -431,7 +340,7 @@ class NtropyHook(HttpHook):
         :param batch_id: the batch id.
         :raises NtropyNotReadyError: while the batch is processing, or after it ended in ``error``.
         """
-        return self._request("GET", _item_path(BATCHES_PATH, batch_id) + "/results").content
+        return self._request("GET", item_path(BATCHES_PATH, batch_id) + "/results").content
 
     def get_batch_results(self, batch_id: str) -> BatchResult:
         """The results of a completed batch, one EnrichedTransaction per item, in submission order.
@@ -472,69 +381,18 @@ class NtropyHook(HttpHook):
         :param on_submitted: called as ``on_submitted(chunk_index, batch)`` once a chunk was accepted.
         :return: one Batch per chunk in input order (``None`` for skipped chunks); empty for empty input.
         """
-        if not 1 <= chunk_size <= MAX_BATCH_SIZE:
-            raise ValueError(f"chunk_size: expected 1 to {MAX_BATCH_SIZE}, got {chunk_size!r}")
-        if not 1 <= max_concurrency <= MAX_CONCURRENT_OPERATIONS:
-            raise ValueError(
-                f"max_concurrency: expected 1 to {MAX_CONCURRENT_OPERATIONS}, got {max_concurrency!r}"
-            )
-        _check_priority(priority)
         self.get_conn()  # read the connection once, in this thread, before the workers start
-        skip = frozenset(skip_chunks)
-        results: list[Batch | None] = []
-        in_flight: dict[Future[Batch], Chunk] = {}
-        errors: list[BaseException] = []
-
-        def settle(done: Iterable[Future[Batch]]) -> None:
-            for future in done:
-                chunk = in_flight.pop(future)
-                try:
-                    batch = future.result()
-                except NtropyError as err:
-                    errors.append(_in_input_terms(err, chunk))
-                    continue
-                except Exception as err:
-                    errors.append(err)
-                    continue
-                results[chunk.index] = batch
-                self.log.info(
-                    "Chunk %d (%d transactions) accepted as batch %s", chunk.index, chunk.size, batch.id
-                )
-                if on_submitted is not None:
-                    try:
-                        on_submitted(chunk.index, batch)
-                    except Exception as err:
-                        errors.append(err)
-
-        executor = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="ntropy-submit")
-        try:
-            for chunk in iter_chunks(records, chunk_size, priority=priority, skip=skip):
-                results.append(None)
-                if chunk.body is None:
-                    self.log.info("Chunk %d (%d transactions) skipped, as asked", chunk.index, chunk.size)
-                    continue
-                settle([f for f in in_flight if f.done()])
-                while len(in_flight) >= max_concurrency and not errors:
-                    settle(wait(in_flight, return_when=FIRST_COMPLETED).done)
-                if errors:
-                    break
-                if before_submit is not None:
-                    try:
-                        before_submit(chunk.index, chunk.size)
-                    except Exception as err:
-                        errors.append(err)
-                        break
-                future = executor.submit(self._post_batch_body, chunk.body)
-                # Only the worker holds the body, so that it is freed as soon as it was sent.
-                in_flight[future] = dataclasses.replace(chunk, body=None)
-                del chunk, future
-            while in_flight:
-                settle(wait(in_flight, return_when=FIRST_COMPLETED).done)
-        finally:
-            executor.shutdown(wait=True, cancel_futures=True)
-        if errors:
-            raise errors[0]
-        return results
+        return submit_chunks(
+            self._post_batch_body,
+            records,
+            chunk_size,
+            priority=priority,
+            max_concurrency=max_concurrency,
+            skip_chunks=skip_chunks,
+            before_submit=before_submit,
+            on_submitted=on_submitted,
+            log=self.log,
+        )
 
     def _post_batch_body(self, body: bytes) -> Batch:
         return Batch.from_dict(self._json("POST", BATCHES_PATH, body=body))
@@ -598,7 +456,7 @@ class NtropyHook(HttpHook):
         :param account_holder_id: the holder's id.
         :raises NtropyNotFoundError: when it does not exist.
         """
-        return AccountHolder.from_dict(self._json("GET", _item_path(ACCOUNT_HOLDERS_PATH, account_holder_id)))
+        return AccountHolder.from_dict(self._json("GET", item_path(ACCOUNT_HOLDERS_PATH, account_holder_id)))
 
     def ensure_account_holder(
         self,
@@ -653,7 +511,7 @@ class NtropyHook(HttpHook):
         :param webhook_id: the webhook's id.
         :raises NtropyNotFoundError: when it does not exist.
         """
-        return Webhook.from_dict(self._json("GET", _item_path(WEBHOOKS_PATH, webhook_id)))
+        return Webhook.from_dict(self._json("GET", item_path(WEBHOOKS_PATH, webhook_id)))
 
     def update_webhook(
         self,
@@ -682,7 +540,7 @@ class NtropyHook(HttpHook):
             changes["token"] = token
         if enabled is not None:
             changes["enabled"] = enabled
-        path = _item_path(WEBHOOKS_PATH, webhook_id)
+        path = item_path(WEBHOOKS_PATH, webhook_id)
         answer = self._request("PATCH", path, body=dumps(changes)).content
         decoded = loads(answer) if answer else None
         if isinstance(decoded, Mapping) and "url" in decoded:
@@ -695,7 +553,7 @@ class NtropyHook(HttpHook):
         :param webhook_id: the webhook's id.
         :raises NtropyNotFoundError: when it does not exist.
         """
-        self._request("DELETE", _item_path(WEBHOOKS_PATH, webhook_id))
+        self._request("DELETE", item_path(WEBHOOKS_PATH, webhook_id))
 
     def ensure_webhook(self, url: str, events: Iterable[str], token: str | None = None) -> Webhook:
         """Make sure exactly this webhook is registered for ``url``: idempotent, never a second one.
@@ -740,288 +598,3 @@ class NtropyHook(HttpHook):
         except NtropyError as err:
             return False, str(err)
         return True, f"Connected to the Ntropy API at {settings.base_url}; the API key was accepted"
-
-
-# --------------------------------------------------------------------------------------------------
-# Async hook
-# --------------------------------------------------------------------------------------------------
-class NtropyAsyncHook(BaseHook):
-    """The batch calls of :class:`NtropyHook`, on aiohttp, for triggers: nothing here blocks the loop.
-
-    The connection is read with ``await BaseHook.aget_connection``; retries follow the same
-    :class:`~ntropy_provider.hooks._retry.RetryPolicy` as the sync hook, waiting with ``asyncio.sleep``.
-    Use it as ``async with NtropyAsyncHook() as hook:`` to share one HTTP session between calls;
-    without ``async with`` each call opens and closes its own.
-    (Not an ``HttpAsyncHook``: that hook's fixed-wait tenacity retries ignore ``Retry-After`` and it
-    turns every connection extra into a header.)
-
-    :param ntropy_conn_id: the ``ntropy`` connection to use.
-    :param max_attempts: retry budget: most requests per call.
-    :param max_elapsed: retry budget: most seconds spent retrying one call.
-    :param retry_after_cap: the longest ``Retry-After`` honoured, in seconds.
-    :param backoff_base: the first backoff's upper bound, in seconds.
-    :param backoff_max: the longest backoff, in seconds.
-    :param timeout: seconds to wait for an answer.
-    :param connect_timeout: seconds to wait for a TCP connection.
-    :param on_retry: called with a :class:`~ntropy_provider.hooks._retry.RetryEvent` before each wait.
-    """
-
-    conn_name_attr = "ntropy_conn_id"
-    default_conn_name = DEFAULT_CONN_ID
-    conn_type = CONN_TYPE
-    hook_name = "Ntropy (async)"
-
-    def __init__(
-        self,
-        ntropy_conn_id: str = default_conn_name,
-        *,
-        max_attempts: int | None = None,
-        max_elapsed: float | None = None,
-        retry_after_cap: float | None = None,
-        backoff_base: float | None = None,
-        backoff_max: float | None = None,
-        timeout: float | None = None,
-        connect_timeout: float | None = None,
-        on_retry: RetryCallback | None = None,
-    ) -> None:
-        super().__init__()
-        self.ntropy_conn_id = ntropy_conn_id
-        self.on_retry = on_retry
-        self._overrides: dict[str, Any] = {
-            "max_attempts": max_attempts,
-            "max_elapsed": max_elapsed,
-            "retry_after_cap": retry_after_cap,
-            "backoff_base": backoff_base,
-            "backoff_max": backoff_max,
-            "timeout": timeout,
-            "connect_timeout": connect_timeout,
-        }
-        self._settings: NtropyConnectionSettings | None = None
-        self._session: aiohttp.ClientSession | None = None
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(ntropy_conn_id={self.ntropy_conn_id!r})"
-
-    async def get_settings(self) -> NtropyConnectionSettings:
-        """The connection's settings, read once without blocking the event loop."""
-        if self._settings is None:
-            conn = await BaseHook.aget_connection(self.ntropy_conn_id)
-            extras = await conn.aextra_dejson() if hasattr(conn, "aextra_dejson") else conn.extra_dejson
-            settings = parse_connection(
-                conn_id=self.ntropy_conn_id,
-                host=conn.host,
-                port=conn.port,
-                schema=conn.schema,
-                password=conn.password,
-                extras=extras,
-                overrides=self._overrides,
-            )
-            await _amask(settings.api_key)
-            self._settings = settings
-        return self._settings
-
-    def _new_session(self, settings: NtropyConnectionSettings) -> aiohttp.ClientSession:
-        return aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(
-                total=None, sock_connect=settings.connect_timeout, sock_read=settings.timeout
-            ),
-            connector=aiohttp.TCPConnector(limit=MAX_CONCURRENT_OPERATIONS),
-            headers=base_headers(settings.api_key),
-        )
-
-    async def __aenter__(self) -> NtropyAsyncHook:
-        self._session = self._new_session(await self.get_settings())
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        """Close the shared HTTP session, if one is open."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    async def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        body: bytes | None = None,
-    ) -> bytes:
-        settings = await self.get_settings()
-        if self._session is not None:
-            return await self._request_in(self._session, settings, method, path, params, body)
-        async with self._new_session(settings) as session:
-            return await self._request_in(session, settings, method, path, params, body)
-
-    async def _request_in(
-        self,
-        session: aiohttp.ClientSession,
-        settings: NtropyConnectionSettings,
-        method: str,
-        path: str,
-        params: Mapping[str, Any] | None,
-        body: bytes | None,
-    ) -> bytes:
-        attempts = Attempts(method, path, settings.retry, new_request_id=new_request_id)
-        url = settings.base_url + path
-        query = {k: str(v) for k, v in (params or {}).items() if v is not None}
-        while True:
-            request_id = attempts.begin()
-            started = time.monotonic()
-            try:
-                async with session.request(
-                    method,
-                    url,
-                    params=query,
-                    data=body,
-                    headers=attempt_headers(request_id, has_body=body is not None),
-                    allow_redirects=False,
-                ) as response:
-                    status = response.status
-                    content = await response.read()
-                    retry_after = response.headers.get(RETRY_AFTER_HEADER)
-            except _AIOHTTP_TRANSPORT_ERRORS as err:
-                event = attempts.failed(status=None, retry_after=None, reason=type(err).__name__)
-                if event is None:
-                    raise error_for_exception(
-                        method=method,
-                        path=path,
-                        base_url=settings.base_url,
-                        error=err,
-                        request_id=request_id,
-                        api_key=settings.api_key,
-                        attempts=attempts.count,
-                    ) from None
-            else:
-                _log_answer(self.log, method, path, status, started, request_id)
-                if status < 400:
-                    return content
-                event = attempts.failed(status=status, retry_after=retry_after, reason=f"HTTP {status}")
-                if event is None:
-                    raise error_for_answer(
-                        method=method,
-                        path=path,
-                        status=status,
-                        body=content,
-                        request_id=request_id,
-                        api_key=settings.api_key,
-                        attempts=attempts.count,
-                    )
-            _report_retry(self.log, self.on_retry, event, attempts.policy.max_attempts)
-            await asyncio.sleep(event.wait)
-
-    async def create_batch(
-        self,
-        data: Iterable[Mapping[str, Any]],
-        operation: str = TRANSACTIONS_OPERATION,
-        priority: str = "default",
-    ) -> Batch:
-        """Submit one batch of at most 24,960 transactions.
-
-        :param data: the transactions (TransactionInput mappings).
-        :param operation: the batch operation; only ``POST /v3/transactions`` exists.
-        :param priority: ``default`` or ``low``.
-        """
-        body = _create_batch_body(data, operation, priority)
-        return Batch.from_dict(loads(await self._request("POST", BATCHES_PATH, body=body)))
-
-    async def get_batch(self, batch_id: str) -> Batch:
-        """Fetch a batch's status and progress.
-
-        :param batch_id: the batch id.
-        :raises NtropyNotFoundError: when the batch does not exist.
-        """
-        return Batch.from_dict(loads(await self._request("GET", _item_path(BATCHES_PATH, batch_id))))
-
-    async def list_batches(
-        self,
-        status: BatchStatus | str | None = None,
-        created_after: dt.datetime | str | None = None,
-        created_before: dt.datetime | str | None = None,
-        page_size: int = 100,
-    ) -> AsyncIterator[Batch]:
-        """Iterate (``async for``) over every batch, newest first, fetching page after page.
-
-        :param status: only batches with this status.
-        :param created_after: only batches created at or after this time.
-        :param created_before: only batches created before this time.
-        :param page_size: batches per request (1 to 1000).
-        """
-        params = _list_params(
-            status=status, created_after=created_after, created_before=created_before, page_size=page_size
-        )
-        cursor: str | None = None
-        while True:
-            items, cursor = _page(
-                await self._request("GET", BATCHES_PATH, params={**params, "cursor": cursor})
-            )
-            for item in items:
-                yield Batch.from_dict(item)
-            if not cursor:
-                return
-
-    async def get_batch_results_raw(self, batch_id: str) -> bytes:
-        """The results document of a completed batch, as received.
-
-        :param batch_id: the batch id.
-        :raises NtropyNotReadyError: while the batch is processing, or after it ended in ``error``.
-        """
-        return await self._request("GET", _item_path(BATCHES_PATH, batch_id) + "/results")
-
-    async def get_batch_results(self, batch_id: str) -> BatchResult:
-        """The results of a completed batch, in submission order.
-
-        :param batch_id: the batch id.
-        :raises NtropyNotReadyError: while the batch is processing, or after it ended in ``error``.
-        """
-        return BatchResult.from_dict(loads(await self.get_batch_results_raw(batch_id)))
-
-
-# --------------------------------------------------------------------------------------------------
-# Logging and masking, shared
-# --------------------------------------------------------------------------------------------------
-def _log_answer(log: Any, method: str, path: str, status: int, started: float, request_id: str) -> None:
-    took = (time.monotonic() - started) * 1000
-    # Reads are frequent (polling, paging): keep them at DEBUG; writes and failures at INFO.
-    level = log.debug if method == "GET" and status < 400 else log.info
-    level("Ntropy API %s %s -> %d in %.0f ms (X-Request-ID %s)", method, path, status, took, request_id)
-
-
-def _report_retry(log: Any, on_retry: RetryCallback | None, event: RetryEvent, max_attempts: int) -> None:
-    log.warning(
-        "Ntropy API %s %s failed (%s, attempt %d of %d, X-Request-ID %s); retrying in %.2f s",
-        event.method,
-        event.path,
-        event.reason,
-        event.attempt,
-        max_attempts,
-        event.request_id,
-        event.wait,
-    )
-    if on_retry is not None:
-        on_retry(event)
-
-
-def _mask(secret: str) -> None:
-    """Register the API key with Airflow's secrets masker (best effort outside a task)."""
-    try:
-        from airflow.sdk.log import mask_secret
-
-        mask_secret(secret)
-    except Exception:  # pragma: no cover - masking is a second line of defence, never a failure
-        pass
-
-
-async def _amask(secret: str) -> None:
-    try:
-        from airflow.sdk.log import amask_secret
-
-        await amask_secret(secret)
-    except Exception:  # pragma: no cover - see _mask
-        pass
-
-
-__all__ = ["NtropyAsyncHook", "NtropyHook"]

@@ -132,3 +132,25 @@ def test_empty_input_sends_nothing(hook: NtropyHook, ntropy_emulator) -> None:
 def test_bad_arguments_are_named(hook: NtropyHook, make_rows, kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         hook.submit_batches(make_rows(1), **kwargs)
+
+
+def test_an_unreadable_row_stops_submission_but_chunks_in_flight_are_still_reported(
+    hook: NtropyHook, ntropy_emulator, make_rows
+) -> None:
+    ntropy_emulator.configure(create_batch_delay_ms=50)  # chunks 0-2 are still in flight when 3 fails
+
+    def rows_then_garbage():
+        yield from make_rows(35)
+        yield {"id": "t35", "amount": object()}
+        yield from make_rows(10, start=36)
+
+    accepted: list[int] = []
+    with pytest.raises(TypeError, match="input row 35: cannot serialize to JSON"):
+        hook.submit_batches(
+            rows_then_garbage(),
+            chunk_size=10,
+            max_concurrency=3,
+            on_submitted=lambda index, batch: accepted.append(index),
+        )
+    assert sorted(accepted) == [0, 1, 2]  # every batch that exists is reported to the caller
+    assert ntropy_emulator.stats()["batches_created"] == 3

@@ -1,0 +1,277 @@
+"""The async hook for the Ntropy API, for triggers: aiohttp, and nothing that blocks the event loop.
+
+Import it from :mod:`ntropy_provider.hooks.ntropy`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import Any
+
+import aiohttp
+from airflow.sdk import BaseHook
+
+from ntropy_provider.hooks._api import (
+    RetryCallback,
+    amask,
+    create_batch_body,
+    item_path,
+    list_params,
+    log_answer,
+    overrides,
+    parse_page,
+    report_retry,
+    settings_from_connection,
+)
+from ntropy_provider.hooks._connection import CONN_TYPE, DEFAULT_CONN_ID, NtropyConnectionSettings
+from ntropy_provider.hooks._http import (
+    attempt_headers,
+    base_headers,
+    error_for_answer,
+    error_for_exception,
+    loads,
+    new_request_id,
+)
+from ntropy_provider.hooks._retry import Attempts
+from ntropy_provider.schema import (
+    BATCHES_PATH,
+    MAX_CONCURRENT_OPERATIONS,
+    RETRY_AFTER_HEADER,
+    TRANSACTIONS_OPERATION,
+    Batch,
+    BatchResult,
+    BatchStatus,
+)
+
+#: Transport failures worth another attempt (no answer, or a truncated one).
+_TRANSPORT_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError)
+
+
+class NtropyAsyncHook(BaseHook):
+    """The batch calls of :class:`NtropyHook`, on aiohttp, for triggers: nothing here blocks the loop.
+
+    The connection is read with ``await BaseHook.aget_connection``; retries follow the same
+    :class:`~ntropy_provider.hooks._retry.RetryPolicy` as the sync hook, waiting with ``asyncio.sleep``.
+    Use it as ``async with NtropyAsyncHook() as hook:`` to share one HTTP session between calls;
+    without ``async with`` each call opens and closes its own.
+    (Not an ``HttpAsyncHook``: that hook's fixed-wait tenacity retries ignore ``Retry-After`` and it
+    turns every connection extra into a header.)
+
+    :param ntropy_conn_id: the ``ntropy`` connection to use.
+    :param max_attempts: retry budget: most requests per call.
+    :param max_elapsed: retry budget: most seconds spent retrying one call.
+    :param retry_after_cap: the longest ``Retry-After`` honoured, in seconds.
+    :param backoff_base: the first backoff's upper bound, in seconds.
+    :param backoff_max: the longest backoff, in seconds.
+    :param timeout: seconds to wait for an answer.
+    :param connect_timeout: seconds to wait for a TCP connection.
+    :param on_retry: called with a :class:`~ntropy_provider.hooks._retry.RetryEvent` before each wait.
+    """
+
+    conn_name_attr = "ntropy_conn_id"
+    default_conn_name = DEFAULT_CONN_ID
+    conn_type = CONN_TYPE
+    hook_name = "Ntropy (async)"
+
+    def __init__(
+        self,
+        ntropy_conn_id: str = default_conn_name,
+        *,
+        max_attempts: int | None = None,
+        max_elapsed: float | None = None,
+        retry_after_cap: float | None = None,
+        backoff_base: float | None = None,
+        backoff_max: float | None = None,
+        timeout: float | None = None,
+        connect_timeout: float | None = None,
+        on_retry: RetryCallback | None = None,
+    ) -> None:
+        super().__init__()
+        self.ntropy_conn_id = ntropy_conn_id
+        self.on_retry = on_retry
+        self._overrides = overrides(
+            max_attempts=max_attempts,
+            max_elapsed=max_elapsed,
+            retry_after_cap=retry_after_cap,
+            backoff_base=backoff_base,
+            backoff_max=backoff_max,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+        )
+        self._settings: NtropyConnectionSettings | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(ntropy_conn_id={self.ntropy_conn_id!r})"
+
+    async def get_settings(self) -> NtropyConnectionSettings:
+        """The connection's settings, read once without blocking the event loop."""
+        if self._settings is None:
+            conn = await BaseHook.aget_connection(self.ntropy_conn_id)
+            extras = await conn.aextra_dejson() if hasattr(conn, "aextra_dejson") else conn.extra_dejson
+            settings = settings_from_connection(conn, extras, self.ntropy_conn_id, self._overrides)
+            await amask(settings.api_key)
+            self._settings = settings
+        return self._settings
+
+    def _new_session(self, settings: NtropyConnectionSettings) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(
+                total=None, sock_connect=settings.connect_timeout, sock_read=settings.timeout
+            ),
+            connector=aiohttp.TCPConnector(limit=MAX_CONCURRENT_OPERATIONS),
+            headers=base_headers(settings.api_key),
+        )
+
+    async def __aenter__(self) -> NtropyAsyncHook:
+        self._session = self._new_session(await self.get_settings())
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the shared HTTP session, if one is open."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: bytes | None = None,
+    ) -> bytes:
+        settings = await self.get_settings()
+        if self._session is not None:
+            return await self._request_in(self._session, settings, method, path, params, body)
+        async with self._new_session(settings) as session:
+            return await self._request_in(session, settings, method, path, params, body)
+
+    async def _request_in(
+        self,
+        session: aiohttp.ClientSession,
+        settings: NtropyConnectionSettings,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None,
+        body: bytes | None,
+    ) -> bytes:
+        attempts = Attempts(method, path, settings.retry, new_request_id=new_request_id)
+        url = settings.base_url + path
+        query = {k: str(v) for k, v in (params or {}).items() if v is not None}
+        while True:
+            request_id = attempts.begin()
+            started = time.monotonic()
+            try:
+                async with session.request(
+                    method,
+                    url,
+                    params=query,
+                    data=body,
+                    headers=attempt_headers(request_id, has_body=body is not None),
+                    allow_redirects=False,
+                ) as response:
+                    status = response.status
+                    content = await response.read()
+                    retry_after = response.headers.get(RETRY_AFTER_HEADER)
+            except _TRANSPORT_ERRORS as err:
+                event = attempts.failed(status=None, retry_after=None, reason=type(err).__name__)
+                if event is None:
+                    raise error_for_exception(
+                        method=method,
+                        path=path,
+                        base_url=settings.base_url,
+                        error=err,
+                        request_id=request_id,
+                        api_key=settings.api_key,
+                        attempts=attempts.count,
+                    ) from None
+            else:
+                log_answer(self.log, method, path, status, started, request_id)
+                if status < 400:
+                    return content
+                event = attempts.failed(status=status, retry_after=retry_after, reason=f"HTTP {status}")
+                if event is None:
+                    raise error_for_answer(
+                        method=method,
+                        path=path,
+                        status=status,
+                        body=content,
+                        request_id=request_id,
+                        api_key=settings.api_key,
+                        attempts=attempts.count,
+                    )
+            report_retry(self.log, self.on_retry, event, attempts.policy.max_attempts)
+            await asyncio.sleep(event.wait)
+
+    async def create_batch(
+        self,
+        data: Iterable[Mapping[str, Any]],
+        operation: str = TRANSACTIONS_OPERATION,
+        priority: str = "default",
+    ) -> Batch:
+        """Submit one batch of at most 24,960 transactions.
+
+        :param data: the transactions (TransactionInput mappings).
+        :param operation: the batch operation; only ``POST /v3/transactions`` exists.
+        :param priority: ``default`` or ``low``.
+        """
+        body = create_batch_body(data, operation, priority)
+        return Batch.from_dict(loads(await self._request("POST", BATCHES_PATH, body=body)))
+
+    async def get_batch(self, batch_id: str) -> Batch:
+        """Fetch a batch's status and progress.
+
+        :param batch_id: the batch id.
+        :raises NtropyNotFoundError: when the batch does not exist.
+        """
+        return Batch.from_dict(loads(await self._request("GET", item_path(BATCHES_PATH, batch_id))))
+
+    async def list_batches(
+        self,
+        status: BatchStatus | str | None = None,
+        created_after: dt.datetime | str | None = None,
+        created_before: dt.datetime | str | None = None,
+        page_size: int = 100,
+    ) -> AsyncIterator[Batch]:
+        """Iterate (``async for``) over every batch, newest first, fetching page after page.
+
+        :param status: only batches with this status.
+        :param created_after: only batches created at or after this time.
+        :param created_before: only batches created before this time.
+        :param page_size: batches per request (1 to 1000).
+        """
+        params = list_params(
+            status=status, created_after=created_after, created_before=created_before, page_size=page_size
+        )
+        cursor: str | None = None
+        while True:
+            items, cursor = parse_page(
+                await self._request("GET", BATCHES_PATH, params={**params, "cursor": cursor})
+            )
+            for item in items:
+                yield Batch.from_dict(item)
+            if not cursor:
+                return
+
+    async def get_batch_results_raw(self, batch_id: str) -> bytes:
+        """The results document of a completed batch, as received.
+
+        :param batch_id: the batch id.
+        :raises NtropyNotReadyError: while the batch is processing, or after it ended in ``error``.
+        """
+        return await self._request("GET", item_path(BATCHES_PATH, batch_id) + "/results")
+
+    async def get_batch_results(self, batch_id: str) -> BatchResult:
+        """The results of a completed batch, in submission order.
+
+        :param batch_id: the batch id.
+        :raises NtropyNotReadyError: while the batch is processing, or after it ended in ``error``.
+        """
+        return BatchResult.from_dict(loads(await self.get_batch_results_raw(batch_id)))
