@@ -45,7 +45,11 @@ def test_spend_summary_sums_outgoing_spend_by_category_and_merchant(
     top_rows = [
         r
         for r in outgoing
-        if (r["counterparty_name"], r["category_general"], r["input_currency"])
+        if (
+            r["counterparty_name"] or "(unknown)",
+            r["category_general"] or "uncategorized",
+            r["input_currency"],
+        )
         == (top["merchant"], top["category"], top["currency"])
     ]
     assert top["transactions"] == len(top_rows)
