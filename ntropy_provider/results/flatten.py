@@ -9,14 +9,18 @@ its JSON path.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from typing import Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
 from ntropy_provider.schema import (
     BATCH_RESULTS_ARROW_SCHEMA,
+    ENRICHED_TRANSACTION_ARROW_TYPE,
     LOCATION_STRUCTURED_FIELDS,
     RESULTS_ARROW_SCHEMA,
     BatchStatus,
@@ -72,10 +76,56 @@ def _read_body(raw: bytes, batch_id: str | None) -> pa.Table:
     try:
         table = pa_json.read_json(pa.BufferReader(stripped), read_options, parse_options)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as err:
-        raise ResultsFormatError(f"{where}: {err}") from None
+        raise ResultsFormatError(f"{where}: {_locate(stripped) or err}") from None
     if table.num_rows != 1:
         raise ResultsFormatError(f"{where}: expected one JSON object, got {table.num_rows}")
     return table
+
+
+_ITEM_SCHEMA = pa.schema(list(ENRICHED_TRANSACTION_ARROW_TYPE))
+_COLUMN_PATH = re.compile(r"Column\((/[^)]*)\)")
+
+
+def _locate(raw: bytes) -> str | None:
+    """Name the first result (index, id), field and value that Arrow refused (only on the error path)."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as err:
+        return f"not valid JSON ({err})"
+    results = body.get("results") if isinstance(body, dict) else None
+    if not isinstance(results, list):
+        return None
+    options = pa_json.ParseOptions(explicit_schema=_ITEM_SCHEMA, unexpected_field_behavior="ignore")
+    for index, item in enumerate(results):
+        if not isinstance(item, dict):
+            return f"result {index}: expected an object, got {_show(item)}"
+        try:
+            pa_json.read_json(pa.BufferReader(orjson.dumps(item)), parse_options=options)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as err:
+            found = _COLUMN_PATH.search(str(err))
+            where = f"result {index} (id {_show(item.get('id'))})"
+            if not found:
+                return f"{where}: {err}"
+            field = found.group(1).strip("/").replace("/[]", "[]").replace("/", ".")
+            return f"{where}: field {field}: got {_show(_value_at(item, found.group(1)))} ({err})"
+    return None
+
+
+def _value_at(item: Any, path: str) -> Any:
+    value = item
+    for part in path.strip("/").split("/"):
+        if part == "[]":
+            value = next((v for v in value if v is not None), None) if isinstance(value, list) else None
+        elif isinstance(value, dict):
+            value = value.get(part)
+        else:
+            return None
+    return value
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def convert_results(raw: bytes, *, batch_id: str | None = None) -> pa.RecordBatch:

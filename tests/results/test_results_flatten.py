@@ -235,9 +235,17 @@ def test_unknown_fields_are_ignored_at_every_depth() -> None:
         (body(ORGANIZATION, total=3), "total is 3 but the body holds 1 results"),
         (body(ORGANIZATION, status="processing"), "status is 'processing'"),
         (body({**ORGANIZATION, "id": None}), "result 0 has no id"),
-        (body(PERSON, {**PERSON, "id": "x", "location": {"structured": {"latitude": "north"}}}), "latitude"),
-        (body({**PERSON, "created_at": "yesterday"}), "timestamp"),
-        (body({**PERSON, "entities": {"counterparty": {"type": "person", "mccs": ["5814"]}}}), "mccs"),
+        (
+            body(PERSON, {**PERSON, "id": "x", "location": {"structured": {"latitude": "north"}}}),
+            r"result 1 \(id 'x'\): field location.structured.latitude: got 'north'",
+        ),
+        (body({**PERSON, "created_at": "yesterday"}), r"result 0 \(id 't-person'\): .*timestamp.*yesterday"),
+        (
+            body({**PERSON, "entities": {"counterparty": {"type": "person", "mccs": ["5814"]}}}),
+            r"result 0 \(id 't-person'\): field entities.counterparty.mccs\[\]: got '5814'",
+        ),
+        (body(PERSON, 7), "result 1: expected an object, got 7"),
+        (body(PERSON)[:-3], "not valid JSON"),
     ],
 )
 def test_malformed_bodies_are_refused_with_a_message_naming_the_problem(raw: bytes, message: str) -> None:
