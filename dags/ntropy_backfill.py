@@ -1,0 +1,211 @@
+"""Backfill: enrich a range of landed days in one run, one mapped task per day, within the API's limits."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from typing import Any
+
+from airflow.sdk import DAG, ObjectStoragePath, Param, task
+from airflow.sdk.exceptions import AirflowFailException
+
+from ntropy_provider.operators.results_to_parquet import ResultsToParquetOperator
+from ntropy_provider.operators.submit_batch import SubmitBatchOperator
+from ntropy_provider.schema import MAX_CONCURRENT_OPERATIONS
+
+DATA_ROOT = os.environ.get("NTROPY_DATA_ROOT", "/tmp/ntropy")
+NTROPY_CONN_ID = "ntropy_default"
+TRANSACTION_FILES = ("transactions.parquet", "transactions.csv")
+HOLDER_FILES = ("account_holders.parquet", "account_holders.csv")
+#: Days submitted or waited on at once. Deferred tasks count too, so with at most one batch per day
+#: (days up to 24,960 rows) no more than this many batches are ever in flight: the API's limit.
+DAYS_IN_FLIGHT = MAX_CONCURRENT_OPERATIONS
+#: Days whose results are written at once (CPU and memory bound: one batch in memory per task).
+DAYS_WRITING = 2
+log = logging.getLogger(__name__)
+
+DOC_MD = """
+### Backfill a history with Ntropy
+
+Enriches every landed day from `start_date` to `end_date` (inclusive) in **one DAG run**: `plan`
+lists the days that have a `transactions.parquet|csv` (reading only file metadata) and maps one
+`submit_and_wait` task and one `write_results` task per day; `ensure_account_holders` first creates
+the holders of `<landing_path>/account_holders.parquet|csv` that Ntropy does not know yet. Each day
+lands exactly where `ntropy_nightly_enrichment` would put it
+(`<output_path>/date=YYYY-MM-DD/ok|errors`, `rejects.jsonl`), and `report` checks that
+*ok + errored + rejected = landed* over the whole range.
+
+**Why a range DAG with dynamic task mapping, and not `airflow backfill create` of the nightly DAG?**
+Both work: the nightly DAG is idempotent per day, so `airflow backfill create --dag-id
+ntropy_nightly_enrichment --from-date ... --to-date ... --max-active-runs 5` re-runs past days too.
+But a history is usually a one-off load of months of files with its own knobs (a date range typed in
+the trigger form, `priority="low"` so that it never slows the nightly job, its own concurrency) and one
+place to watch it: one run whose grid shows every day, and whose `report` gives the totals. That is
+this DAG. Per day (not per row or per batch) keeps XCom small (a few ids and counts per day) and no
+task giant: a 2-million-row history over 3 months is ~90 mapped tasks of ~22,000 rows each.
+
+**Limits it respects**: the API allows 10 concurrent operations per key. `submit_and_wait` submits a
+day and defers until its batches end; at most `DAYS_IN_FLIGHT` (10) of them are running or deferred at
+once (`max_active_tis_per_dag` counts deferred tasks), one POST at a time each. A day of more than
+24,960 rows is several batches: lower `DAYS_IN_FLIGHT` accordingly, or split such days upstream. Batches
+that end in `error` are resubmitted (`max_batch_error_retries`), and a retried task never submits a
+day twice. `[core] max_map_length` (1024 by default) bounds the number of days per run.
+
+**To use it on your data**: trigger it with `{"start_date": "2024-01-01", "end_date": "2024-03-31",
+"landing_path": "s3://bucket/landing", "output_path": "s3://bucket/enriched"}` (or set
+`NTROPY_DATA_ROOT`). The real API: the `ntropy_default` connection, as for the nightly DAG.
+"""
+
+
+def _days(start: str, end: str) -> list[str]:
+    first, last = dt.date.fromisoformat(start), dt.date.fromisoformat(end)
+    if last < first:
+        raise AirflowFailException(f"end_date {last} is before start_date {first}")
+    return [(first + dt.timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
+
+
+def count_rows(path: ObjectStoragePath) -> int:
+    """Rows in a Parquet file (from its footer) or a CSV file (streamed, one column parsed).
+
+    :param path: the file.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+    import pyarrow.parquet as pq
+
+    with path.open("rb") as handle:
+        if path.name.endswith(".parquet"):
+            return int(pq.read_metadata(handle).num_rows)
+        options = pa_csv.ConvertOptions(include_columns=["id"], column_types={"id": pa.string()})
+        return sum(batch.num_rows for batch in pa_csv.open_csv(handle, convert_options=options))
+
+
+with DAG(
+    dag_id="ntropy_backfill",
+    description="Enrich a range of landed days with Ntropy, one mapped task per day",
+    schedule=None,
+    start_date=dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"retries": 3},
+    params={
+        "start_date": Param("2024-03-01", type="string", format="date", description="First day"),
+        "end_date": Param("2024-03-31", type="string", format="date", description="Last day (inclusive)"),
+        "landing_path": Param(f"{DATA_ROOT}/landing", type="string", description="date=... partitions"),
+        "output_path": Param(
+            f"{DATA_ROOT}/enriched", type="string", description="Receives date=.../ok|errors"
+        ),
+        "priority": Param("low", enum=["default", "low"], description="Ntropy batch priority"),
+    },
+    doc_md=DOC_MD,
+    tags=["ntropy", "example"],
+) as dag:
+
+    @task
+    def plan(params: dict[str, Any]) -> list[dict[str, Any]]:
+        """One entry per landed day of the range: its file and row count (read from metadata only)."""
+        landing = ObjectStoragePath(params["landing_path"])
+        days = []
+        for day in _days(params["start_date"], params["end_date"]):
+            candidates = [landing / f"date={day}" / name for name in TRANSACTION_FILES]
+            found = next((path for path in candidates if path.exists()), None)
+            if found is None:
+                log.warning("No transactions landed for %s: skipped", day)
+                continue
+            days.append({"date": day, "items": str(found), "rows": count_rows(found)})
+        if not days:
+            raise AirflowFailException(
+                f"no transactions landed in {landing} from {params['start_date']} to {params['end_date']}"
+            )
+        log.info("%d day(s), %d row(s) to enrich", len(days), sum(d["rows"] for d in days))
+        return days
+
+    @task
+    def submit_arguments(days: list[dict[str, Any]], params: dict[str, Any]) -> list[dict[str, Any]]:
+        """The mapped arguments of submit_and_wait: one dict per day."""
+        return [
+            {"items": d["items"], "rejects_path": f"{params['output_path']}/date={d['date']}/rejects.jsonl"}
+            for d in days
+        ]
+
+    @task
+    def ensure_account_holders(params: dict[str, Any]) -> int:
+        """Create in Ntropy every holder of the holders file that does not exist yet (idempotent)."""
+        import pyarrow.csv as pa_csv
+        import pyarrow.parquet as pq
+
+        from ntropy_provider.hooks.ntropy import NtropyHook
+
+        landing = ObjectStoragePath(params["landing_path"])
+        holders_file = next((landing / n for n in HOLDER_FILES if (landing / n).exists()), None)
+        if holders_file is None:
+            log.warning(
+                "No holders file (%s) in %s: rows will be enriched as they are", HOLDER_FILES, landing
+            )
+            return 0
+        with holders_file.open("rb") as handle:
+            is_parquet = holders_file.name.endswith(".parquet")
+            holders = (pq.read_table(handle) if is_parquet else pa_csv.read_csv(handle)).to_pylist()
+        hook = NtropyHook(ntropy_conn_id=NTROPY_CONN_ID)
+        for holder in holders:
+            hook.ensure_account_holder(
+                holder["id"], holder.get("type") or "consumer", name=holder.get("name")
+            )
+        return len(holders)
+
+    days = plan()
+    holders = ensure_account_holders()
+    submit_kwargs = submit_arguments(days)
+    holders >> submit_kwargs
+    submitted = SubmitBatchOperator.partial(
+        task_id="submit_and_wait",
+        ntropy_conn_id=NTROPY_CONN_ID,
+        on_invalid="quarantine",
+        priority="{{ params.priority }}",
+        max_concurrency=1,
+        wait_for_completion=True,
+        deferrable=True,
+        poll_interval=5,
+        max_poll_interval=60,
+        max_active_tis_per_dag=DAYS_IN_FLIGHT,
+    ).expand_kwargs(submit_kwargs)
+
+    @task
+    def results_arguments(days: list[dict[str, Any]], submits: list[dict[str, Any]], params: dict[str, Any]):
+        """The mapped arguments of write_results: each day's batches, output folder and input file."""
+        return [
+            {
+                "batch_ids": s["batch_ids"],
+                "output_path": f"{params['output_path']}/date={d['date']}",
+                "input_path": d["items"],
+            }
+            for d, s in zip(days, submits, strict=True)
+        ]
+
+    written = ResultsToParquetOperator.partial(
+        task_id="write_results", ntropy_conn_id=NTROPY_CONN_ID, max_active_tis_per_dag=DAYS_WRITING
+    ).expand_kwargs(results_arguments(days, submitted.output))
+
+    @task
+    def report(
+        days: list[dict[str, Any]], submits: list[dict[str, Any]], results: list[dict[str, Any]]
+    ) -> dict[str, int]:
+        """Totals over the range; fails if any day's rows do not add up."""
+        totals = {"days": 0, "input_rows": 0, "ok_rows": 0, "error_rows": 0, "rejected_rows": 0}
+        for day, sub, res in zip(days, submits, results, strict=True):
+            ok, errors, rejected = int(res["ok_rows"]), int(res["error_rows"]), int(sub["rejected"])
+            if ok + errors + rejected != day["rows"]:
+                raise ValueError(
+                    f"{day['date']}: {day['rows']} rows landed but {ok} ok + {errors} errored + "
+                    f"{rejected} rejected were accounted for"
+                )
+            totals["days"] += 1
+            totals["input_rows"] += day["rows"]
+            totals["ok_rows"] += ok
+            totals["error_rows"] += errors
+            totals["rejected_rows"] += rejected
+        log.info("Backfill totals: %s", totals)
+        return totals
+
+    report(days, submitted.output, written.output)
