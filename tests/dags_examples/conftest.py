@@ -12,7 +12,8 @@ import pytest
 
 from ntropy_provider import sample_data
 
-DAGS_FOLDER = Path(__file__).resolve().parents[2] / "dags"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DAGS_FOLDER = REPO_ROOT / "dags"
 DAY = dt.date(2024, 3, 1)
 
 
@@ -21,9 +22,18 @@ def load_dag_module(name: str) -> ModuleType:
 
     :param name: the file name without ``.py``.
     """
+    return load_module_from(DAGS_FOLDER / f"{name}.py", name)
+
+
+def load_module_from(path: Path, name: str) -> ModuleType:
+    """Import a Python file that is not in a package, once.
+
+    :param path: the file.
+    :param name: the module name to register it under.
+    """
     if name in sys.modules:
         return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, DAGS_FOLDER / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module

@@ -7,7 +7,7 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import DAY, load_dag_module
+from conftest import DAY, REPO_ROOT, load_dag_module, load_module_from
 
 from ntropy_provider import sample_data
 from ntropy_provider.schema import ITEM_ERROR_ACCOUNT_HOLDER_NOT_FOUND, validate_transaction
@@ -48,6 +48,17 @@ def test_nightly_run_writes_ok_errors_and_rejects_that_add_up(data_root, ntropy_
     stats = ntropy_emulator.stats()
     assert stats["batches_created"] == 1
     assert stats["transactions_submitted"] == len(landed) - len(invalid_ids)
+
+    # The demo's summary reads the same outputs and counts the same rows.
+    summary = load_module_from(REPO_ROOT / "demo" / "summary.py", "demo_summary").summarize(
+        data_root, DAY.isoformat()
+    )
+    assert (summary["ok"], summary["errored"], summary["rejected"]) == (
+        ok.num_rows,
+        errors.num_rows,
+        len(rejects),
+    )
+    assert summary["top_merchants"] and summary["top_categories"]
 
 
 @pytest.mark.usefixtures("airflow_db")
