@@ -35,6 +35,7 @@ ON_INPUT_CHANGE_MODES: tuple[str, ...] = ("fail", "resubmit")
 #: task_state_store keys; renaming them breaks the recovery of tries already in flight.
 STATE_PLAN_KEY = "ntropy_submit_plan"
 STATE_CHUNK_KEY = "ntropy_submit_chunk_{index}"
+STATE_WAIT_KEY = "ntropy_submit_wait"
 #: How far before a recorded intent a batch's server-side ``created_at`` may lie (clock skew).
 CLOCK_SKEW = dt.timedelta(minutes=5)
 #: Invalid rows listed in the failure message of ``on_invalid="fail"``.
@@ -680,6 +681,9 @@ class SubmitBatchOperator(BaseOperator):
                 return result
             self._resubmit_errored(context, errored)
             result = self._current_result(context, summary)
+        # The deadline and counts travel both as method kwargs (the triggerer keeps them) and in the
+        # state store (dag.test() drops method kwargs on resume).
+        self._state(context).set(STATE_WAIT_KEY, {"deadline": deadline, "summary": summary})
         self.defer(
             trigger=BatchTrigger(
                 batch_ids=result["batch_ids"],
@@ -707,7 +711,9 @@ class SubmitBatchOperator(BaseOperator):
         :param deadline: the absolute deadline of the wait (Unix time), carried across deferrals.
         :param summary: the counts of the submission, carried across deferrals.
         """
-        summary = summary or {}
+        if summary is None:
+            stored = self._state(context).get(STATE_WAIT_KEY) or {}
+            summary, deadline = stored.get("summary") or {}, stored.get("deadline")
         status = event.get("status")
         self.log.info("%s", event.get("message"))
         if status == "success":

@@ -99,3 +99,16 @@ with DAG("ntropy_test_submit_errors", schedule=None, start_date=START, catchup=F
         max_poll_interval=0.5,
         max_batch_error_retries=1,
     )
+
+
+with DAG("ntropy_test_submit_wait_deferred", schedule=None, start_date=START, catchup=False) as wait_dag:
+    SubmitBatchOperator(
+        task_id="submit_and_wait",
+        items=_rows(30),
+        chunk_size=20,
+        wait_for_completion=True,
+        deferrable=True,
+        poll_interval=0.1,
+        max_poll_interval=0.5,
+        timeout=dt.timedelta(minutes=5),
+    )

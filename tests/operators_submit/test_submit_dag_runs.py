@@ -148,3 +148,14 @@ def test_errored_batches_resubmitted_then_named_in_the_failure(
     assert "2 batch(es) ended in error after 1 resubmission(s)" in logged
     named = [batch_id for batch_id in latest if batch_id in logged.split("resubmission(s): ", 1)[1][:200]]
     assert len(named) == 2, "the failure names both batches still in error"
+
+
+def test_wait_for_completion_deferred_succeeds(airflow_db, ntropy_connection: str, ntropy_emulator) -> None:
+    module = _dags()
+    ntropy_emulator.configure(items_per_second=40)  # ~0.5 s per batch: the operator must defer
+    dag_run = module.wait_dag.test()
+    assert _states(dag_run)["submit_and_wait"][0] == "success"
+    result = _xcom(dag_run, "submit_and_wait")
+    assert (len(result["batch_ids"]), result["total"], result["replaced_batch_ids"]) == (2, 30, {})
+    assert all(NtropyHook().get_batch(i).status == "completed" for i in result["batch_ids"])
+    assert ntropy_emulator.stats()["requests"]["GET /v3/batches/{batch_id}"] >= 4, "checked, deferred, polled"

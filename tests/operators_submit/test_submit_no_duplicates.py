@@ -81,9 +81,12 @@ def test_retry_after_crash_creates_no_extra_batch(
     ntropy_connection: str, ntropy_emulator, state_store, make_rows, crash_at, crash_chunks, max_concurrency
 ):
     rows = make_rows(55)  # 6 chunks: five of 10 (same size!) and one of 5
+    # Slow answers: with max_concurrency=3 all three POSTs are in flight before the first answer.
+    ntropy_emulator.configure(create_batch_delay_ms=200)
     first = _operator(rows, crash_at=crash_at, crash_chunks=crash_chunks, max_concurrency=max_concurrency)
     with pytest.raises(Crash):
         first.execute({"task_state_store": state_store})
+    ntropy_emulator.configure(create_batch_delay_ms=0)
     created_by_first = {b.id for b in NtropyHook().list_batches()}
     assert created_by_first
     unresolved = [v for v in state_store.values.values() if v.get("intent_at") and not v.get("batch_id")]
