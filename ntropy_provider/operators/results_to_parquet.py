@@ -181,7 +181,7 @@ class ResultsToParquetOperator(BaseOperator):
         self._api_url = self.hook.settings.base_url
         output = as_storage_path(self.output_path, self.output_conn_id)
         input_columns = None
-        if self.input_path is not None:
+        if self.input_path not in (None, ""):  # a template may render to "" for "no input"
             input_columns = InputColumns(
                 as_storage_path(self.input_path, self.input_conn_id), id_column=self.input_id_column
             )

@@ -110,19 +110,26 @@ def _flat_input(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return flat
 
 
-@pytest.mark.parametrize("file_format", ["parquet", "csv"])
+@pytest.mark.parametrize("file_format", ["parquet", "parquet-nested", "csv"])
 @pytest.mark.parametrize("shuffled", [False, True], ids=["input-order", "shuffled"])
 def test_input_columns_are_carried(
     sample_rows, results_env, tmp_path, file_format: str, shuffled: bool
 ) -> None:
     rows = sample_rows(150)
     batch_ids = results_env.submit(rows, chunk_size=40)
-    flat = _flat_input(rows)
+    if file_format == "parquet-nested":
+        # The sample-data generator's own layout: location as a struct, id not nullable.
+        from ntropy_provider.sample_data import PARQUET_SCHEMA
+
+        flat = [dict(row) for row in rows]
+        table = pa.Table.from_pylist(flat, schema=PARQUET_SCHEMA)
+    else:
+        flat = _flat_input(rows)
     if shuffled:
         random.Random(5).shuffle(flat)
-    table = pa.Table.from_pylist(flat)
-    input_file = tmp_path / f"input.{file_format}"
-    if file_format == "parquet":
+    table = pa.Table.from_pylist(flat, schema=table.schema if file_format == "parquet-nested" else None)
+    input_file = tmp_path / f"input.{file_format.split('-')[0]}"
+    if file_format.startswith("parquet"):
         pq.write_table(table, input_file, row_group_size=17)
     else:
         pa_csv.write_csv(table, input_file)
