@@ -41,9 +41,15 @@ class BatchesNotCompletedError(NtropyError):
     """Some batches have no results to write: they are still processing or ended in ``error``."""
 
 
-def _is_templated(path: str | ObjectStoragePath) -> bool:
-    text = path.serialize()["path"] if isinstance(path, ObjectStoragePath) else str(path)
-    return "{{" in text or "{%" in text
+def _known_at_parse_time(path: Any) -> bool:
+    """Whether the output path is fixed when the DAG is parsed (not a template, not an XComArg)."""
+    if isinstance(path, ObjectStoragePath):
+        text = path.serialize()["path"]
+    elif isinstance(path, str):
+        text = path
+    else:
+        return False
+    return "{{" not in text and "{%" not in text
 
 
 class ResultsToParquetOperator(BaseOperator):
@@ -52,19 +58,21 @@ class ResultsToParquetOperator(BaseOperator):
     Under ``output_path``, ``ok/part-0.parquet`` holds the rows without an item error and
     ``errors/part-0.parquet`` the rows with one (``error_code``, ``error_message``); both always exist,
     with the full schema (``ntropy_provider.schema.RESULTS_ARROW_SCHEMA``), even with zero rows. Rows
-    follow the order of ``batch_ids``, then submission order. Each batch is fetched, converted and
-    written before the next, so memory does not grow with the number of batches. The files are written
-    under temporary names and moved into place only when every row is written and the row count equals
-    the sum of the batches' totals; a rerun for the same batches writes byte-identical files.
+    follow the order of ``batch_ids``, then submission order. Batches stream through: while one is split
+    and written, the next is fetched and parsed in a background thread, so memory holds about three
+    batches whatever their number. The files are written under temporary names and moved into place
+    only when every row is written and the row count equals the sum of the batches' totals; a rerun for
+    the same batches writes byte-identical files.
 
     All batches are checked before anything is written: a batch that is not ``completed`` fails the task
     with a message naming the batch and its status.
 
     Outlets: unless ``outlets`` is given, the two datasets are declared as Assets (``<output_path>/ok``
-    and ``<output_path>/errors``); when ``output_path`` is templated (its URI is only known at run time),
-    an ``AssetAlias`` named ``ntropy-results:<dag_id>.<task_id>`` is declared instead and the two Assets
-    are emitted through it. Every event's ``extra`` holds the row counts. Given ``outlets`` are honoured:
-    Assets whose URI is one of the two datasets and every ``AssetAlias`` get the events.
+    and ``<output_path>/errors``); when ``output_path`` is templated or an XComArg (its URI is only
+    known at run time), an ``AssetAlias`` named ``ntropy-results:<dag_id>.<task_id>`` is declared
+    instead and the two Assets are emitted through it. Every event's ``extra`` holds the row counts.
+    Given ``outlets`` are honoured: Assets whose URI is one of the two datasets and every ``AssetAlias``
+    get the events.
 
     Returns (XCom) ``{"ok_rows", "error_rows", "ok_path", "errors_path", "batch_ids"}`` (the paths are
     the dataset directories, as URIs).
@@ -119,7 +127,7 @@ class ResultsToParquetOperator(BaseOperator):
     # ---------------------------------------------------------------- outlets
     def default_outlets(self) -> list[Asset | AssetAlias]:
         """The outlets declared when none are given: the two dataset Assets, or an alias when templated."""
-        if _is_templated(self.output_path):
+        if not _known_at_parse_time(self.output_path):
             return [AssetAlias(name=f"ntropy-results:{self.dag_id}.{self.task_id}")]
         ok_dir, errors_dir = dataset_paths(as_storage_path(self.output_path, self.output_conn_id))
         return [Asset(uri=dataset_uri(ok_dir)), Asset(uri=dataset_uri(errors_dir))]
