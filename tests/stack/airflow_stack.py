@@ -158,7 +158,7 @@ class EmulatorProcess:
         self.port = free_port()
         self.api_key = api_key
         self.url = f"http://{LOOPBACK}:{self.port}"
-        argv = [sys.executable, "-m", "ntropy_provider.emulator", "--host", LOOPBACK]
+        argv = [sys.executable, "-m", stack_config.EMULATOR_MODULE, "--host", LOOPBACK]
         argv += ["--port", str(self.port), "--api-key", api_key, *extra_args]
         self.process = ManagedProcess("emulator", argv, _clean_environ(), workdir / "logs" / "emulator.log")
         self._session = requests.Session()
@@ -285,11 +285,20 @@ class AirflowStack:
     :param workdir: an empty directory: ``AIRFLOW_HOME``, logs and the passwords file go there.
     :param dags_folder: the DAGs folder (the repo's ``dags/``).
     :param database: the metadata database.
-    :param extra_env: more environment (the Ntropy connection, ``NTROPY_DATA_ROOT``, ...).
+    :param connection_json: ``AIRFLOW_CONN_NTROPY_DEFAULT`` (see :meth:`EmulatorProcess.connection_json`).
+    :param data_root: ``NTROPY_DATA_ROOT``, where the example DAGs read and write by default.
+    :param extra_env: more environment.
     """
 
     def __init__(
-        self, workdir: Path, dags_folder: Path, database: Database, extra_env: Mapping[str, str] = ()
+        self,
+        workdir: Path,
+        dags_folder: Path,
+        database: Database,
+        *,
+        connection_json: str,
+        data_root: Path,
+        extra_env: Mapping[str, str] = (),
     ):
         self.workdir = workdir
         self.home = workdir / "airflow_home"
@@ -315,6 +324,8 @@ class AirflowStack:
                 "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file),
                 "AIRFLOW__API__BASE_URL": self.api_url,
+                "AIRFLOW_CONN_NTROPY_DEFAULT": connection_json,
+                "NTROPY_DATA_ROOT": str(data_root),
             }
         )
         self.env.update(extra_env)
@@ -331,7 +342,7 @@ class AirflowStack:
         return argv
 
     def init_db(self, timeout: float = 300) -> None:
-        """Run the init job's commands (``airflow db migrate``, the pool), as docker-compose's init does.
+        """Run the init job's commands (``airflow db migrate``), as docker-compose's init job does.
 
         :param timeout: seconds allowed for each command.
         """

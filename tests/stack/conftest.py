@@ -59,11 +59,9 @@ def airflow_stack(
         stack_workdir,
         REPO_ROOT / "dags",
         database,
-        extra_env={
-            # A short retry backoff: the fault runs answer half the requests with 429/503.
-            "AIRFLOW_CONN_NTROPY_DEFAULT": stack_emulator.connection_json(STACK_CONNECTION_EXTRA),
-            "NTROPY_DATA_ROOT": str(stack_data_root),
-        },
+        # A short retry backoff: the fault runs answer half the requests with 429/503.
+        connection_json=stack_emulator.connection_json(STACK_CONNECTION_EXTRA),
+        data_root=stack_data_root,
     )
     began = time.monotonic()
     try:

@@ -26,22 +26,8 @@ POSTGRES_SERVICE = "postgres"
 #: Compose service that prepares the database once before the components start.
 INIT_SERVICE = "airflow-init"
 
-#: The pool that bounds concurrent calls to the Ntropy API (the API allows 10 concurrent operations per key).
-NTROPY_POOL = "ntropy_api"
-NTROPY_POOL_SLOTS = 10
-
 #: ``airflow`` commands the init job runs, in order (the harness runs exactly these too).
-INIT_COMMANDS: tuple[tuple[str, ...], ...] = (
-    ("db", "migrate"),
-    (
-        "pools",
-        "set",
-        NTROPY_POOL,
-        str(NTROPY_POOL_SLOTS),
-        "Ntropy API: at most 10 concurrent operations per key",
-        "--include-deferred",
-    ),
-)
+INIT_COMMANDS: tuple[tuple[str, ...], ...] = (("db", "migrate"),)
 
 #: The admin user of the simple auth manager; its password sits in the passwords file.
 ADMIN_USER = "admin"
@@ -67,6 +53,7 @@ PER_DEPLOYMENT_AIRFLOW_ENV: tuple[str, ...] = (
     "AIRFLOW__CORE__FERNET_KEY",
     "AIRFLOW__CORE__DAGS_FOLDER",
     "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE",
+    "AIRFLOW__API__BASE_URL",
     "AIRFLOW_CONN_NTROPY_DEFAULT",
     "NTROPY_DATA_ROOT",
 )
@@ -84,5 +71,7 @@ HARNESS_ONLY_AIRFLOW_ENV: dict[str, str] = {
     "AIRFLOW__CORE__PARALLELISM": "8",
 }
 
-#: Options of the emulator's command line that both deployments pass (besides --host, --port, --api-key).
+#: The emulator's module (run as ``python -m``) and the options both deployments pass (besides --host,
+#: --port and --api-key, which differ).
+EMULATOR_MODULE = "ntropy_provider.emulator"
 EMULATOR_ARGS: tuple[str, ...] = ("--items-per-second", "2000", "--seed", "7")
