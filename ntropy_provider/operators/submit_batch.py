@@ -281,6 +281,7 @@ class SubmitBatchOperator(BaseOperator):
         self.reconcile_timeout = reconcile_timeout
         self.on_input_change = on_input_change
         self.state_retention = state_retention
+        self._memory_state: _StateStore | None = None
 
     # ----------------------------------------------------------------------------------------------
     # Airflow plumbing
@@ -302,12 +303,16 @@ class SubmitBatchOperator(BaseOperator):
 
     def _state(self, context: Context) -> _StateStore:
         accessor = context.get("task_state_store")  # type: ignore[call-overload]
-        if accessor is None:
+        if accessor is not None:
+            return _StateStore(accessor, self.state_retention)
+        # Without a state store the bookkeeping lives in this object: enough for one try, not for a retry.
+        if self._memory_state is None:
             self.log.warning(
-                "task_state_store is not available: a retry of this task cannot recognise batches that "
-                "an earlier try submitted, and may submit them again"
+                "task_state_store is not available (Airflow < 3.3?): a retry of this task cannot recognise "
+                "batches that an earlier try submitted, and may submit them again"
             )
-        return _StateStore(accessor, self.state_retention)
+            self._memory_state = _StateStore(None, self.state_retention)
+        return self._memory_state
 
     # ----------------------------------------------------------------------------------------------
     # Reading and validating

@@ -87,3 +87,12 @@ def test_without_retries_budget_fails_at_once(
     with pytest.raises(BatchesInErrorError):
         _operator(make_rows(5), max_batch_error_retries=0).execute({"task_state_store": state_store})
     assert ntropy_emulator.stats()["batches_created"] == 1
+
+
+def test_without_a_state_store_one_try_still_works(
+    ntropy_connection: str, ntropy_emulator, make_rows
+) -> None:
+    ntropy_emulator.configure(batch_error_rate=1.0)
+    result = _operator(make_rows(12), emulator=ntropy_emulator).execute({})
+    assert len(result["batch_ids"]) == 2 and len(result["replaced_batch_ids"]) == 2
+    assert ntropy_emulator.stats()["batches_created"] == 4
