@@ -56,7 +56,7 @@ from ntropy_provider.hooks._http import (
     loads,
     new_request_id,
 )
-from ntropy_provider.hooks._retry import Attempts, RetryPolicy
+from ntropy_provider.hooks._retry import Attempts, RetryEvent, RetryPolicy
 from ntropy_provider.hooks._submit import submit_chunks
 from ntropy_provider.schema import (
     ACCOUNT_HOLDER_TYPES,
@@ -79,7 +79,7 @@ _TRANSPORT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.except
 
 _UNSET: Any = object()
 
-__all__ = ["NtropyAsyncHook", "NtropyHook"]
+__all__ = ["NtropyAsyncHook", "NtropyHook", "RetryEvent", "RetryPolicy"]
 
 
 class NtropyHook(HttpHook):

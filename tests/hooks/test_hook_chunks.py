@@ -103,3 +103,46 @@ def test_batch_body_wraps_serialized_items() -> None:
         "priority": "default",
         "data": [{"id": "a"}, {"id": "b"}],
     }
+
+
+def test_submission_engine_holds_a_few_chunks_whatever_the_input_length() -> None:
+    import datetime as dt_
+
+    from ntropy_provider.hooks._submit import submit_chunks
+    from ntropy_provider.schema import Batch, BatchStatus
+
+    now = dt_.datetime.now(dt_.UTC)
+    sizes: list[int] = []
+
+    def post(body: bytes) -> Batch:  # stands in for the HTTP call: looks at the body, answers a batch
+        sizes.append(len(body))
+        total = body.count(b'"id":')
+        return Batch(
+            f"b{len(sizes)}", "POST /v3/transactions", BatchStatus.PROCESSING, "default", now, now, 0, total
+        )
+
+    class _Log:
+        def info(self, *args: object) -> None:
+            pass
+
+    tracemalloc.start()
+    try:
+        batches = submit_chunks(
+            post,
+            _rows(200_000),
+            5_000,
+            priority="default",
+            max_concurrency=4,
+            skip_chunks=(),
+            before_submit=None,
+            on_submitted=None,
+            log=_Log(),
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert [b.total for b in batches] == [5_000] * 40
+    input_bytes = sum(sizes)
+    # 4 bodies in flight, plus one being built (held twice while it is joined).
+    assert peak < 8 * max(sizes), (peak, max(sizes), input_bytes)
+    assert peak < input_bytes / 4
