@@ -162,3 +162,17 @@ def test_fingerprint_depends_on_ids_and_order() -> None:
     assert chunk_fingerprint(["a", "b"]) == chunk_fingerprint(["a", "b"])
     assert chunk_fingerprint(["a", "b"]) != chunk_fingerprint(["b", "a"])
     assert chunk_fingerprint(["ab"]) != chunk_fingerprint(["a", "b"])
+
+
+def test_object_storage_paths_for_input_and_rejects(tmp_path: Path) -> None:
+    from airflow.sdk import ObjectStoragePath
+
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps(GOOD) + "\n" + json.dumps({**GOOD, "id": ""}) + "\n")
+    rows = list(iter_rows(ObjectStoragePath(f"file://{source}")))
+    assert [r.valid for r in rows] == [True, False]
+    assert [r.valid for r in iter_rows(f"file://{source}")] == [True, False]
+    target = ObjectStoragePath(f"file://{tmp_path}/out/rejects.jsonl")
+    with RejectsWriter(target) as writer:
+        writer.write(rows[1])
+    assert json.loads((tmp_path / "out" / "rejects.jsonl").read_text())["row"] == 2
