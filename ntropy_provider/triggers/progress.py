@@ -37,10 +37,7 @@ def next_poll_interval(
     :param maximum: the longest interval, in seconds.
     :param growth: factor applied per poll while no ETA is known.
     """
-    if eta is None:
-        candidate = previous * growth
-    else:
-        candidate = min(eta + minimum / 2, previous * ETA_MAX_GROWTH)
+    candidate = previous * growth if eta is None else min(eta + minimum / 2, previous * ETA_MAX_GROWTH)
     return max(minimum, min(maximum, candidate))
 
 
