@@ -210,9 +210,8 @@ def parse_connection(
         raise ValueError(
             f"Connection {conn_id!r} has no API key: put the Ntropy API key in its password field"
         )
-    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-    merged = {**{name: extra_value(extras, name) for name in (*POLICY_EXTRAS, "timeout", "connect_timeout")}}
-    merged.update(overrides)
+    merged = {name: extra_value(extras, name) for name in (*POLICY_EXTRAS, "timeout", "connect_timeout")}
+    merged.update({name: value for name, value in (overrides or {}).items() if value is not None})
     try:
         retry = RetryPolicy.from_settings(merged)
     except ValueError as err:

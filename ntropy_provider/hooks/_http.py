@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import decimal
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -65,7 +64,7 @@ def _json_default(value: Any) -> Any:
     # Values common in rows read from databases and data frames that orjson does not know.
     if isinstance(value, decimal.Decimal):
         return float(value)
-    if isinstance(value, (dt.date, dt.datetime)) or hasattr(value, "isoformat"):
+    if hasattr(value, "isoformat"):  # dates, times, pandas Timestamps
         return value.isoformat()
     if hasattr(value, "item"):  # numpy / pandas scalars
         return value.item()
@@ -255,12 +254,3 @@ def iter_chunks(
             del body
         index += 1
         start += size
-
-
-def headers_request_id(headers: Mapping[str, str], sent: str) -> str:
-    """The request id the server echoed, else the one sent.
-
-    :param headers: the answer's headers (case-insensitive mapping).
-    :param sent: the ``X-Request-ID`` sent.
-    """
-    return headers.get(REQUEST_ID_HEADER) or sent
