@@ -298,3 +298,13 @@ def test_openlineage_is_silent_without_the_provider_and_complete_with_it(
     assert (errors["namespace"], errors["name"]) == ("file", f"{tmp_path}/out/errors")
     assert ok["outputFacets"]["outputStatistics"] == {"rowCount": result["ok_rows"]}
     assert errors["outputFacets"]["outputStatistics"] == {"rowCount": result["error_rows"]}
+
+
+def test_templated_object_storage_path_is_rendered(memory_root) -> None:
+    operator = ResultsToParquetOperator(
+        task_id="render", batch_ids=["b"], output_path=memory_root / "lake" / "date={{ ds }}"
+    )
+    assert isinstance(operator.outlets[0], AssetAlias)
+    operator.render_template_fields({"ds": "2024-03-01"})  # type: ignore[arg-type]
+    assert isinstance(operator.output_path, ObjectStoragePath)
+    assert str(operator.output_path) == f"memory://{memory_root.bucket}/lake/date=2024-03-01"
