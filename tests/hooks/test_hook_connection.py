@@ -8,6 +8,7 @@ import json
 import pytest
 
 from ntropy_provider import get_provider_info
+from ntropy_provider.exceptions import NtropyNotFoundError
 from ntropy_provider.hooks._connection import parse_connection, resolve_base_url
 from ntropy_provider.hooks.ntropy import NtropyAsyncHook, NtropyHook
 from ntropy_provider.schema import REGION_BASE_URLS
@@ -145,3 +146,38 @@ def test_test_connection_reports_a_bad_connection_clearly(monkeypatch: pytest.Mo
     ok, message = NtropyHook("ntropy_nokey").test_connection()
     assert not ok
     assert "no API key" in message
+
+
+@pytest.mark.parametrize("form", ["json", "uri"])
+def test_default_connection_from_env_reaches_the_emulator(
+    monkeypatch: pytest.MonkeyPatch, ntropy_emulator, form: str
+) -> None:
+    host, port = ntropy_emulator.url.removeprefix("http://").rsplit(":", 1)
+    value = (
+        json.dumps({"conn_type": "ntropy", "host": ntropy_emulator.url, "password": ntropy_emulator.api_key})
+        if form == "json"
+        else f"ntropy://:{ntropy_emulator.api_key}@{host}:{port}?max_attempts=2"
+    )
+    monkeypatch.setenv("AIRFLOW_CONN_NTROPY_DEFAULT", value)
+    ok, message = NtropyHook().test_connection()
+    assert ok, message
+    assert asyncio.run(NtropyAsyncHook().get_settings()).base_url == ntropy_emulator.url
+
+
+def test_every_request_sends_and_logs_a_fresh_request_id(
+    ntropy_connection: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+    import re
+
+    caplog.set_level(logging.DEBUG)
+    hook = NtropyHook(ntropy_connection)
+    hook._log = logging.getLogger("ntropy.request-id-test")  # plain stdlib logging, DEBUG included
+    for _ in range(3):
+        hook.test_connection()
+    with pytest.raises(NtropyNotFoundError) as info:
+        hook.get_batch("missing")
+    ids = re.findall(r"X-Request-ID ([0-9a-f]+)\)", caplog.text)
+    assert len(ids) == 4 and len(set(ids)) == 4  # every request logged, each with a fresh id
+    assert all(len(i) == 32 for i in ids)
+    assert info.value.request_id == ids[-1]  # the error quotes the id of its request
