@@ -144,8 +144,8 @@ def write_results_datasets(
         _check_counts(summary, expected_rows)
         for writer in writers:
             writer.close()
-        # errors/ first: a crash between the two moves leaves ok/ as it was, never new ok rows
-        # beside the errors of another run that would look like a complete result.
+        # ok/ last: whenever ok/ holds this run's rows, errors/ already holds this run's errors (a crash
+        # between the two moves leaves the new errors/ beside the previous ok/; a rerun repairs both).
         errors_writer.publish()
         ok_writer.publish()
     except BaseException:
