@@ -28,7 +28,7 @@ from ntropy_provider.schema import (
     Batch,
     BatchStatus,
 )
-from ntropy_provider.utils.batch_ids import resolve_batch_ids
+from ntropy_provider.utils.batch_ids import known_terminal_batches, resolve_batch_ids
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
@@ -153,8 +153,9 @@ class ResultsToParquetOperator(BaseOperator):
         """The Ntropy hook of ``ntropy_conn_id``."""
         return NtropyHook(ntropy_conn_id=self.ntropy_conn_id)
 
-    def _completed_batches(self, batch_ids: list[str]) -> list[Batch]:
-        batches = [self.hook.get_batch(batch_id) for batch_id in batch_ids]
+    def _completed_batches(self, batch_ids: list[str], known: dict[str, Batch]) -> list[Batch]:
+        # A terminal Batch handed over by the sensor or a webhook is final: no need to ask again.
+        batches = [known.get(batch_id) or self.hook.get_batch(batch_id) for batch_id in batch_ids]
         not_completed = [batch for batch in batches if batch.status is not BatchStatus.COMPLETED]
         if not_completed:
             listed = "; ".join(
@@ -185,7 +186,7 @@ class ResultsToParquetOperator(BaseOperator):
         """
         batch_ids = resolve_batch_ids(self.batch_ids)
         self._batch_ids = batch_ids
-        batches = self._completed_batches(batch_ids)
+        batches = self._completed_batches(batch_ids, known_terminal_batches(self.batch_ids))
         self._api_url = self.hook.settings.base_url
         output = as_storage_path(self.output_path, self.output_conn_id)
         input_columns = None

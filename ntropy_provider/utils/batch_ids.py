@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ntropy_provider.schema import Batch
+
 
 def resolve_batch_ids(value: Any) -> list[str]:
     """Normalise what a user or an upstream task passes as ``batch_ids`` to a list of ids.
@@ -33,3 +35,30 @@ def resolve_batch_ids(value: Any) -> list[str]:
         if batch_id not in ids:
             ids.append(batch_id)
     return ids
+
+
+def known_terminal_batches(value: Any) -> dict[str, Batch]:
+    """The batches whose final state already travelled with ``value``, by id.
+
+    A BatchSensor's XCom (``batches``) and a webhook event's Batch objects carry the batch's terminal
+    status and total. A terminal batch never changes again, so a consumer may trust these instead of
+    asking the API once more (the webhook-driven path then makes no status call at all). Entries that
+    are bare ids, malformed, or still ``processing`` are left out: the caller asks the API for those.
+
+    :param value: the same forms :func:`resolve_batch_ids` accepts.
+    """
+    if isinstance(value, Mapping):
+        value = value.get("batches", ())
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        return {}
+    known: dict[str, Batch] = {}
+    for item in value:
+        if not isinstance(item, Mapping) or "status" not in item:
+            continue
+        try:
+            batch = Batch.from_dict(item)
+        except (KeyError, ValueError, TypeError):
+            continue
+        if batch.is_terminal:
+            known[batch.id] = batch
+    return known

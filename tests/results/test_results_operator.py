@@ -308,3 +308,32 @@ def test_templated_object_storage_path_is_rendered(memory_root) -> None:
     operator.render_template_fields({"ds": "2024-03-01"})  # type: ignore[arg-type]
     assert isinstance(operator.output_path, ObjectStoragePath)
     assert str(operator.output_path) == f"memory://{memory_root.bucket}/lake/date=2024-03-01"
+
+
+def test_terminal_batches_handed_over_are_not_asked_for_again(sample_rows, results_env, tmp_path) -> None:
+    """The sensor's XCom and webhook events carry final Batch objects: trusting them saves one GET each."""
+    batch_ids = results_env.submit(sample_rows(30), chunk_size=10)
+    handed_over = [results_env.hook.get_batch(batch_id).to_dict() for batch_id in batch_ids[:2]]
+    before = results_env.emulator.stats()["requests"].get("GET /v3/batches/{batch_id}", 0)
+
+    result, _ = _run(
+        _operator(
+            {"batch_ids": batch_ids, "batches": handed_over}, str(tmp_path / "out"), results_env.conn_id
+        )
+    )
+
+    status_calls = results_env.emulator.stats()["requests"].get("GET /v3/batches/{batch_id}", 0) - before
+    assert status_calls == 1  # only the batch that came as a bare id
+    assert result["ok_rows"] + result["error_rows"] == 30
+
+
+def test_a_handed_over_batch_still_processing_is_checked_with_the_api(
+    sample_rows, results_env, tmp_path
+) -> None:
+    batch_ids = results_env.submit(sample_rows(10), chunk_size=10)
+    stale = {**results_env.hook.get_batch(batch_ids[0]).to_dict(), "status": "processing", "progress": 0}
+
+    result, _ = _run(_operator([stale], str(tmp_path / "out"), results_env.conn_id))
+
+    assert result["batch_ids"] == batch_ids
+    assert result["ok_rows"] + result["error_rows"] == 10

@@ -33,3 +33,28 @@ def test_accepted_forms(value, expected) -> None:
 def test_rejected_forms_name_the_problem(value, error, match) -> None:
     with pytest.raises(error, match=match):
         resolve_batch_ids(value)
+
+
+def test_known_terminal_batches_keeps_only_final_batch_objects() -> None:
+    from ntropy_provider.utils.batch_ids import known_terminal_batches
+
+    def batch(batch_id: str, status: str) -> dict:
+        return {
+            "id": batch_id,
+            "operation": "POST /v3/transactions",
+            "status": status,
+            "priority": "default",
+            "created_at": "2024-01-01T00:00:00Z",
+            "updated_at": "2024-01-01T00:00:30Z",
+            "progress": 5,
+            "total": 5,
+        }
+
+    sensor_xcom = {
+        "batch_ids": ["a", "b", "c"],
+        "batches": [batch("a", "completed"), batch("b", "processing")],
+    }
+    assert set(known_terminal_batches(sensor_xcom)) == {"a"}
+    assert set(known_terminal_batches([batch("e", "error"), "f", {"id": "g"}])) == {"e"}
+    assert known_terminal_batches(["a", "b"]) == {}
+    assert known_terminal_batches("a") == {}
