@@ -8,7 +8,7 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import DAY, load_dag_module
+from dags_examples_helpers import DAY, load_dag_module
 
 from ntropy_provider import sample_data
 from ntropy_provider.schema import MAX_CONCURRENT_OPERATIONS, validate_transaction

@@ -7,7 +7,7 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import DAY, REPO_ROOT, load_dag_module, load_module_from
+from dags_examples_helpers import DAY, REPO_ROOT, load_dag_module, load_module_from
 
 from ntropy_provider import sample_data
 from ntropy_provider.schema import ITEM_ERROR_ACCOUNT_HOLDER_NOT_FOUND, validate_transaction

@@ -7,7 +7,7 @@ import datetime as dt
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
-from conftest import DAY, load_dag_module
+from dags_examples_helpers import DAY, load_dag_module
 
 
 @pytest.mark.usefixtures("airflow_db")

@@ -157,6 +157,8 @@ class EmulatorProcess:
     def __init__(self, workdir: Path, api_key: str, extra_args: Iterable[str] = stack_config.EMULATOR_ARGS):
         self.port = free_port()
         self.api_key = api_key
+        #: The token the webhook receiver expects (the ``webhook_token`` extra of the connection).
+        self.webhook_token = secrets.token_urlsafe(24)
         self.url = f"http://{LOOPBACK}:{self.port}"
         argv = [sys.executable, "-m", stack_config.EMULATOR_MODULE, "--host", LOOPBACK]
         argv += ["--port", str(self.port), "--api-key", api_key, *extra_args]
@@ -206,13 +208,12 @@ class EmulatorProcess:
         self._session.post(f"{self.url}/_emulator/reset", timeout=10).raise_for_status()
 
     def connection_json(self, extra: Mapping[str, Any] | None = None) -> str:
-        """The ``AIRFLOW_CONN_NTROPY_DEFAULT`` value that points at this emulator.
+        """The ``AIRFLOW_CONN_NTROPY_DEFAULT`` value that points at this emulator, with the webhook token.
 
-        :param extra: the connection's extras (e.g. a shorter retry backoff for tests).
+        :param extra: more extras (e.g. a shorter retry backoff for tests).
         """
         conn: dict[str, Any] = {"conn_type": "ntropy", "host": self.url, "password": self.api_key}
-        if extra:
-            conn["extra"] = dict(extra)
+        conn["extra"] = {"webhook_token": self.webhook_token, **(extra or {})}
         return json.dumps(conn)
 
     def stop(self) -> None:

@@ -103,6 +103,7 @@ def test_urls_in_the_settings_point_at_services_that_exist(compose):
     assert host.hostname == stack_config.EMULATOR_SERVICE
     assert str(host.port) == emulator_args[emulator_args.index("--port") + 1]
     assert connection["password"] == emulator_args[emulator_args.index("--api-key") + 1]
+    assert connection["extra"]["webhook_token"], "the webhook receiver needs a token, as in the harness"
     # ... and the documented switch to the real API is the two variables in it.
     assert "${NTROPY_API_HOST:-" in env["AIRFLOW_CONN_NTROPY_DEFAULT"]
     assert "${NTROPY_API_KEY:-" in env["AIRFLOW_CONN_NTROPY_DEFAULT"]

@@ -181,3 +181,19 @@ def test_api_answers_429_and_503_to_half_the_requests(nightly: Nightly):
     assert outcome.faults["failed"] > 0 and outcome.faults["rate_limited"] > 0, outcome.faults
     faulted = outcome.faults["failed"] + outcome.faults["rate_limited"]
     assert faulted >= 0.3 * outcome.requests, f"{faulted} faults in {outcome.requests} requests"
+
+
+def test_spend_summary_runs_when_the_nightly_dag_publishes(nightly: Nightly, airflow_stack: AirflowStack):
+    summary_dag = "ntropy_spend_summary"
+    airflow_stack.wait_for_dag(summary_dag)
+    airflow_stack.set_paused(summary_dag, False)
+
+    outcome = nightly.run()
+    nightly.assert_complete(outcome)
+
+    report = nightly.data_root / "reports" / f"date={outcome.day.isoformat()}" / "spend_by_category.csv"
+    wait_until(report.exists, timeout=180, what=f"the spend report of {outcome.day}")
+    runs = airflow_stack.dag_runs(summary_dag, run_type="asset_triggered")
+    assert runs, "the summary ran because of the asset event, not a schedule or a trigger"
+    states = [airflow_stack.wait_for_run(summary_dag, run["dag_run_id"], timeout=120) for run in runs]
+    assert set(states) == {"success"}
