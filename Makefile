@@ -31,6 +31,10 @@ test-fast: venv
 bench: venv
 	$(BIN)/python -m bench
 
+# The whole nightly pipeline on this machine, against the local emulator (or the real API with NTROPY_API_KEY).
+demo:
+	bash demo/run_demo.sh
+
 emulator: venv
 	$(BIN)/ntropy-emulator --api-key demo-key
 
