@@ -50,6 +50,11 @@ from ntropy_provider.schema import (
 _TRANSPORT_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError)
 
 
+def _reached_server(error: BaseException) -> bool:
+    """Whether a failed request may have reached the server (``False`` only for a failure to connect)."""
+    return not isinstance(error, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError))
+
+
 class NtropyAsyncHook(BaseHook):
     """The batch calls of :class:`NtropyHook`, on aiohttp, for triggers: nothing here blocks the loop.
 
@@ -181,7 +186,12 @@ class NtropyAsyncHook(BaseHook):
                     content = await response.read()
                     retry_after = response.headers.get(RETRY_AFTER_HEADER)
             except _TRANSPORT_ERRORS as err:
-                event = attempts.failed(status=None, retry_after=None, reason=type(err).__name__)
+                event = attempts.failed(
+                    status=None,
+                    retry_after=None,
+                    reason=type(err).__name__,
+                    reached_server=_reached_server(err),
+                )
                 if event is None:
                     raise error_for_exception(
                         method=method,
@@ -191,6 +201,7 @@ class NtropyAsyncHook(BaseHook):
                         request_id=request_id,
                         api_key=settings.api_key,
                         attempts=attempts.count,
+                        unsafe_to_repeat=attempts.unsafe_to_repeat,
                     ) from None
             else:
                 log_answer(self.log, method, path, status, started, request_id)
@@ -206,6 +217,7 @@ class NtropyAsyncHook(BaseHook):
                         request_id=request_id,
                         api_key=settings.api_key,
                         attempts=attempts.count,
+                        unsafe_to_repeat=attempts.unsafe_to_repeat,
                     )
             report_retry(self.log, self.on_retry, event, attempts.policy.max_attempts)
             await asyncio.sleep(event.wait)

@@ -104,8 +104,19 @@ def error_detail(body: bytes) -> Any:
     return decoded
 
 
+_NOT_REPEATED = "; not repeated: the server may have acted on it, and a second POST could create a duplicate"
+
+
 def error_for_answer(
-    *, method: str, path: str, status: int, body: bytes, request_id: str, api_key: str | None, attempts: int
+    *,
+    method: str,
+    path: str,
+    status: int,
+    body: bytes,
+    request_id: str,
+    api_key: str | None,
+    attempts: int,
+    unsafe_to_repeat: bool = False,
 ) -> NtropyError:
     """The typed exception for an error answer; its message names the item and field of a 422.
 
@@ -116,12 +127,15 @@ def error_for_answer(
     :param request_id: the request's ``X-Request-ID``.
     :param api_key: the API key, scrubbed from the message should the server echo it.
     :param attempts: how many requests were made for this call.
+    :param unsafe_to_repeat: whether a retryable failure was not retried because repeating it might
+        create something twice.
     """
     detail = error_detail(body)
     tried = f" after {attempts} attempts" if attempts > 1 else ""
+    why = _NOT_REPEATED if unsafe_to_repeat and status >= 500 else ""
     message = scrub(
         f"Ntropy API answered {status} to {method} {path}{tried}: {describe_detail(detail)} "
-        f"(X-Request-ID {request_id})",
+        f"(X-Request-ID {request_id}){why}",
         api_key,
     )
     cls = error_class_for_status(status)
@@ -141,6 +155,7 @@ def error_for_exception(
     request_id: str,
     api_key: str | None,
     attempts: int,
+    unsafe_to_repeat: bool = False,
 ) -> NtropyConnectionError:
     """The typed exception for a request that got no answer (refused, dropped, timed out).
 
@@ -151,10 +166,12 @@ def error_for_exception(
     :param request_id: the last request's ``X-Request-ID``.
     :param api_key: the API key, scrubbed from the message.
     :param attempts: how many requests were made for this call.
+    :param unsafe_to_repeat: whether the call ended because repeating it might create something twice.
     """
+    why = _NOT_REPEATED if unsafe_to_repeat else ""
     message = scrub(
         f"No answer from the Ntropy API at {base_url} to {method} {path} after {attempts} attempt"
-        f"{'s' if attempts > 1 else ''}: {type(error).__name__}: {error} (X-Request-ID {request_id})",
+        f"{'s' if attempts > 1 else ''}: {type(error).__name__}: {error} (X-Request-ID {request_id}){why}",
         api_key,
     )
     return NtropyConnectionError(message, status=None, detail=None, request_id=request_id)

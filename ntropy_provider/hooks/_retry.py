@@ -9,6 +9,12 @@ What is retried, and how long to wait:
   below ``min(backoff_min, ceiling)``.
 * anything else: never (a 4xx will not get better by asking again).
 
+A ``POST`` creates something (a batch, a holder, a webhook): repeating one that the server may have
+processed would create it twice (a paid duplicate batch the caller never hears of). So a ``POST`` is
+retried only when the server certainly did not act on it: after a ``429`` or ``503`` answer, or a
+failure to connect. A dropped connection, a read timeout or another 5xx ends the call at once
+(:func:`may_repeat`); the SubmitBatchOperator reconciles such a chunk on its next try.
+
 The budget is spent when ``max_attempts`` requests were made or when the next wait would end more than
 ``max_elapsed`` seconds after the first request started. The policy only decides; the hooks sleep
 (``time.sleep`` or ``asyncio.sleep``), which keeps the decisions testable without a clock.
@@ -28,6 +34,8 @@ from typing import Any
 #: Statuses worth another attempt with backoff (429 is handled apart: it says how long to wait).
 RETRYABLE_SERVER_STATUSES: frozenset[int] = frozenset({500, 502, 503, 504})
 RATE_LIMITED_STATUS = 429
+#: Answers after which even a POST may be repeated: the server says it did not process the request.
+POST_REPEATABLE_STATUSES: frozenset[int] = frozenset({429, 503})
 
 #: Connection extras (and constructor arguments) that tune the policy, with the type each expects.
 POLICY_EXTRAS: dict[str, type] = {
@@ -143,6 +151,21 @@ def is_retryable(status: int | None) -> bool:
     return status is None or status == RATE_LIMITED_STATUS or status in RETRYABLE_SERVER_STATUSES
 
 
+def may_repeat(method: str, status: int | None, *, reached_server: bool) -> bool:
+    """Whether repeating a failed request cannot create anything twice.
+
+    :param method: the HTTP method; only ``POST`` is not idempotent in this API.
+    :param status: the failed answer's status, ``None`` when no answer came.
+    :param reached_server: for ``status=None``: whether the request may have reached the server (``False``
+        only when the connection could not even be made).
+    """
+    if method.upper() != "POST":
+        return True
+    if status is None:
+        return not reached_server
+    return status in POST_REPEATABLE_STATUSES
+
+
 def parse_retry_after(value: str | None, now: dt.datetime | None = None) -> float | None:
     """Seconds to wait according to a ``Retry-After`` header (delta-seconds or an HTTP date).
 
@@ -216,6 +239,8 @@ class Attempts:
         self.policy = policy
         self.count = 0
         self.request_id = ""
+        #: Whether the last failure ended the call because repeating it might create something twice.
+        self.unsafe_to_repeat = False
         self._clock = clock
         self._new_request_id = new_request_id
         self._started = clock()
@@ -229,14 +254,20 @@ class Attempts:
         self.request_id = self._new_request_id()
         return self.request_id
 
-    def failed(self, *, status: int | None, retry_after: str | None, reason: str) -> RetryEvent | None:
+    def failed(
+        self, *, status: int | None, retry_after: str | None, reason: str, reached_server: bool = True
+    ) -> RetryEvent | None:
         """Decide after a failed attempt.
 
         :param status: the answer's status, ``None`` when no answer came.
         :param retry_after: the answer's ``Retry-After`` header.
         :param reason: a short description of the failure (for the log and ``on_retry``).
+        :param reached_server: for ``status=None``: whether the request may have reached the server.
         :return: the retry to make (with its wait), or ``None`` when the call has failed for good.
         """
+        self.unsafe_to_repeat = not may_repeat(self.method, status, reached_server=reached_server)
+        if self.unsafe_to_repeat:
+            return None
         wait = self.policy.delay(
             attempt=self.count, elapsed=self._clock() - self._started, status=status, retry_after=retry_after
         )

@@ -18,6 +18,7 @@ from typing import Any
 import requests
 from airflow.providers.http.hooks.http import HttpHook
 from requests_toolbelt.adapters.socket_options import TCPKeepAliveAdapter
+from urllib3.exceptions import ConnectTimeoutError
 
 from ntropy_provider.exceptions import (
     NtropyAuthError,
@@ -78,6 +79,16 @@ from ntropy_provider.schema import (
 _TRANSPORT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 
 _UNSET: Any = object()
+
+
+def _reached_server(error: Exception) -> bool:
+    """Whether a failed request may have reached the server (``False`` only for a failure to connect)."""
+    if isinstance(error, requests.exceptions.ConnectTimeout):
+        return False
+    reason = getattr(error.args[0], "reason", None) if error.args else None
+    # urllib3's NewConnectionError (refused, DNS) is a ConnectTimeoutError too.
+    return not isinstance(reason, ConnectTimeoutError)
+
 
 __all__ = ["NtropyAsyncHook", "NtropyHook", "RetryEvent", "RetryPolicy"]
 
@@ -240,7 +251,12 @@ class NtropyHook(HttpHook):
                     allow_redirects=False,
                 )
             except _TRANSPORT_ERRORS as err:
-                event = attempts.failed(status=None, retry_after=None, reason=f"{type(err).__name__}")
+                event = attempts.failed(
+                    status=None,
+                    retry_after=None,
+                    reason=type(err).__name__,
+                    reached_server=_reached_server(err),
+                )
                 if event is None:
                     raise error_for_exception(
                         method=method,
@@ -250,6 +266,7 @@ class NtropyHook(HttpHook):
                         request_id=request_id,
                         api_key=settings.api_key,
                         attempts=attempts.count,
+                        unsafe_to_repeat=attempts.unsafe_to_repeat,
                     ) from None
             else:
                 status = response.status_code
@@ -270,6 +287,7 @@ class NtropyHook(HttpHook):
                         request_id=request_id,
                         api_key=settings.api_key,
                         attempts=attempts.count,
+                        unsafe_to_repeat=attempts.unsafe_to_repeat,
                     )
             report_retry(self.log, self.on_retry, event, attempts.policy.max_attempts)
             time.sleep(event.wait)

@@ -106,12 +106,28 @@ async def test_429_storm_waits_retry_after_on_the_loop(
 async def test_503_bursts_and_dropped_connections_are_retried(
     async_hook: NtropyAsyncHook, ntropy_emulator, retries: list[RetryEvent], make_rows
 ) -> None:
+    batch = await async_hook.create_batch(make_rows(2))
     ntropy_emulator.configure(fail_rate=0.3, drop_connection_rate=0.3, seed=11)
-    ids = [(await async_hook.create_batch(make_rows(2, start=5 * i))).id for i in range(8)]
-    assert len(set(ids)) == 8
+    for _ in range(10):
+        assert (await async_hook.get_batch(batch.id)).id == batch.id
     faults = ntropy_emulator.stats()["faults"]
     assert sum(1 for e in retries if e.status == 503) == faults["failed"] > 0
-    assert sum(1 for e in retries if e.status is None) == faults["dropped_connection"] > 0
+    # aiohttp itself repeats an idempotent request once when a reused connection was closed, so some
+    # drops never reach the hook; the others are retried by it.
+    assert 0 < sum(1 for e in retries if e.status is None) <= faults["dropped_connection"]
+
+
+async def test_a_post_is_repeated_after_503_but_not_after_a_lost_answer(
+    async_hook: NtropyAsyncHook, ntropy_emulator, retries: list[RetryEvent], make_rows
+) -> None:
+    ntropy_emulator.configure(fail_rate=0.5, seed=11)
+    ids = {(await async_hook.create_batch(make_rows(2, start=5 * i))).id for i in range(6)}
+    assert len(ids) == 6 and ntropy_emulator.stats()["batches_created"] == 6
+    assert len(retries) == ntropy_emulator.stats()["faults"]["failed"] > 0
+    ntropy_emulator.configure(fail_rate=0.0, drop_connection_rate=1.0)
+    with pytest.raises(NtropyConnectionError, match="not repeated"):
+        await async_hook.create_batch(make_rows(2))
+    assert ntropy_emulator.stats()["requests"]["POST /v3/batches"] == len(retries) + 7
 
 
 async def test_budget_spent_and_bad_key(ntropy_connection, ntropy_emulator, conn_factory) -> None:

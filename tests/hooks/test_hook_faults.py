@@ -73,9 +73,11 @@ def test_retry_after_is_capped_and_the_budget_ends_in_a_rate_limit_error(
 def test_5xx_bursts_are_retried_with_bounded_jittered_backoff(
     hook: NtropyHook, ntropy_emulator, retries: list[RetryEvent], sleeps, status: int, make_rows
 ) -> None:
+    batch = hook.create_batch(make_rows(2))
     ntropy_emulator.configure(fail_rate=0.5, fail_status=status, seed=7)
-    batches = [hook.create_batch(make_rows(2, start=10 * i)) for i in range(8)]
-    assert len({b.id for b in batches}) == 8
+    for _ in range(10):
+        assert hook.get_batch(batch.id).id == batch.id
+    assert len(list(hook.list_batches(page_size=1))) == 1
     failed = ntropy_emulator.stats()["faults"]["failed"]
     assert failed > 0 and [e.status for e in retries] == [status] * failed
     policy = hook.settings.retry
@@ -83,6 +85,62 @@ def test_5xx_bursts_are_retried_with_bounded_jittered_backoff(
         ceiling = policy.backoff_base * 2 ** (event.attempt - 1)
         assert min(policy.backoff_min, ceiling) <= event.wait <= ceiling
     assert _slept(sleeps) == sorted(e.wait for e in retries)
+
+
+def test_a_post_is_repeated_after_429_and_503_answers(
+    hook: NtropyHook, ntropy_emulator, retries: list[RetryEvent], make_rows
+) -> None:
+    ntropy_emulator.configure(fail_rate=0.5, fail_status=503, seed=7)
+    batches = hook.submit_batches(make_rows(80), chunk_size=10, max_concurrency=3)
+    assert [b.total for b in batches] == [10] * 8
+    stats = ntropy_emulator.stats()
+    assert stats["faults"]["failed"] == len(retries) > 0  # every 503 was retried
+    assert stats["batches_created"] == 8  # and none twice
+
+
+@pytest.mark.parametrize("status", [500, 502, 504])
+def test_a_post_is_not_repeated_after_a_5xx_that_may_have_been_processed(
+    hook: NtropyHook, ntropy_emulator, retries: list[RetryEvent], status: int, make_rows
+) -> None:
+    ntropy_emulator.configure(fail_rate=1.0, fail_status=status)
+    with pytest.raises(NtropyServerError, match="not repeated") as info:
+        hook.create_batch(make_rows(3))
+    assert info.value.status == status and retries == []
+    assert ntropy_emulator.stats()["requests"]["POST /v3/batches"] == 1
+
+
+def test_a_post_whose_answer_is_lost_is_not_repeated(
+    ntropy_connection, ntropy_emulator, retries: list[RetryEvent], make_rows
+) -> None:
+    # The server stores the batch, then answers too late: a repeat would create a second, paid batch.
+    ntropy_emulator.configure(create_batch_delay_ms=1500)
+    hook = NtropyHook(ntropy_connection, timeout=0.3, backoff_base=0.01, on_retry=retries.append)
+    with pytest.raises(NtropyConnectionError, match="not repeated") as info:
+        hook.create_batch(make_rows(3))
+    assert info.value.status is None and retries == []
+    assert ntropy_emulator.stats()["batches_created"] == 1
+    ntropy_emulator.configure(create_batch_delay_ms=0, drop_connection_rate=1.0)
+    with pytest.raises(NtropyConnectionError, match="after 1 attempt"):
+        hook.create_batch(make_rows(3))
+    assert ntropy_emulator.stats()["requests"]["POST /v3/batches"] == 2  # one each, no repeat
+
+
+def test_a_post_that_could_not_connect_is_repeated(
+    conn_factory, retries: list[RetryEvent], make_rows
+) -> None:
+    with socket.socket() as probe:  # a loopback port that nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    hook = NtropyHook(
+        conn_factory(host=f"http://127.0.0.1:{port}", password="k-123456"),
+        max_attempts=3,
+        backoff_base=0.01,
+        on_retry=retries.append,
+    )
+    with pytest.raises(NtropyConnectionError, match="after 3 attempts") as info:
+        hook.create_batch(make_rows(1))
+    assert "not repeated" not in str(info.value)
+    assert [e.status for e in retries] == [None, None]
 
 
 def test_5xx_beyond_the_budget_raise_a_server_error(ntropy_connection, ntropy_emulator) -> None:
@@ -97,12 +155,12 @@ def test_5xx_beyond_the_budget_raise_a_server_error(ntropy_connection, ntropy_em
 def test_dropped_connections_are_retried(
     hook: NtropyHook, ntropy_emulator, retries: list[RetryEvent], make_rows
 ) -> None:
+    batch = hook.create_batch(make_rows(2))
     ntropy_emulator.configure(drop_connection_rate=0.4, seed=3)
-    batches = hook.submit_batches(make_rows(200), chunk_size=20, max_concurrency=4)
-    assert [b.total for b in batches] == [20] * 10
+    for _ in range(10):
+        assert hook.get_batch(batch.id).total == 2
     dropped = ntropy_emulator.stats()["faults"]["dropped_connection"]
     assert dropped > 0 and sum(1 for e in retries if e.status is None) == dropped
-    assert ntropy_emulator.stats()["batches_created"] == 10  # a dropped request was never stored
 
 
 def test_a_server_that_always_drops_ends_in_a_connection_error(ntropy_connection, ntropy_emulator) -> None:

@@ -112,3 +112,21 @@ def test_backoff_min_never_lifts_a_wait_above_the_ceiling() -> None:
     policy = RetryPolicy(backoff_base=0.02, backoff_min=0.1)
     assert policy.backoff(1, rand=_always(0.0)) == 0.02
     assert policy.backoff(4, rand=_always(0.0)) == 0.1
+
+
+def test_a_post_is_repeated_only_when_the_server_certainly_did_not_act() -> None:
+    from ntropy_provider.hooks._retry import may_repeat
+
+    assert may_repeat("POST", 429, reached_server=True)
+    assert may_repeat("POST", 503, reached_server=True)
+    assert may_repeat("POST", None, reached_server=False)  # could not connect
+    assert not may_repeat("POST", None, reached_server=True)  # dropped, or read timeout
+    for status in (500, 502, 504):
+        assert not may_repeat("post", status, reached_server=True)
+    assert may_repeat("GET", None, reached_server=True) and may_repeat("PATCH", 504, reached_server=True)
+    attempts = Attempts("POST", "/v3/batches", RetryPolicy(), new_request_id=lambda: "0" * 32)
+    attempts.begin()
+    assert attempts.failed(status=None, retry_after=None, reason="ReadTimeout") is None
+    assert attempts.unsafe_to_repeat
+    assert attempts.failed(status=503, retry_after=None, reason="HTTP 503") is not None
+    assert not attempts.unsafe_to_repeat
