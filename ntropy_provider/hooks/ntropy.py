@@ -387,7 +387,9 @@ class NtropyHook(HttpHook):
         ``before_submit`` right before a chunk's request is issued, ``on_submitted`` as soon as its
         answer is in (in completion order). When a chunk fails for good no further chunk is sent; the
         chunks in flight are awaited (``on_submitted`` still runs for those that succeed), then the first
-        error is raised, naming the chunk and, for a 422, the input row and field.
+        error is raised, naming the chunk and, for a 422, the input row and field. A chunk whose answer
+        was lost (dropped connection, read timeout, 500/502/504) is not sent again, since the server may
+        have stored it: the error says so, and ``before_submit``'s record lets the caller reconcile it.
 
         :param records: any iterable of transaction mappings (a generator over a huge file included).
         :param chunk_size: transactions per batch (1 to 24,960).
