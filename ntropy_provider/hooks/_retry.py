@@ -127,9 +127,7 @@ class RetryPolicy:
         :param retry_after: the ``Retry-After`` header of the last answer, if any.
         :param rand: a source of uniform numbers in [0, 1) (injectable for tests).
         """
-        if status is not None and status != RATE_LIMITED_STATUS and status not in RETRYABLE_SERVER_STATUSES:
-            return None
-        if attempt >= self.max_attempts:
+        if not is_retryable(status) or attempt >= self.max_attempts:
             return None
         wait: float | None = None
         if status == RATE_LIMITED_STATUS:
