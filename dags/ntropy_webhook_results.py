@@ -11,7 +11,7 @@ import logging
 import os
 from typing import Any
 
-from airflow.sdk import DAG, task
+from airflow.sdk import DAG, PartitionedAssetTimetable, task
 
 from ntropy_provider.operators.results_to_parquet import ResultsToParquetOperator
 from ntropy_provider.webhooks.assets import batches_asset
@@ -32,8 +32,15 @@ API server serves the receiver at `POST /ntropy/webhooks/{NTROPY_CONN_ID}`; `ntr
 registers it). This DAG being deployed is also what makes the asset known to Airflow: until a DAG
 schedules on it, the receiver answers 503 and Ntropy retries (for 24 h).
 
-Airflow may collapse several events into one run: both tasks read **every** triggering event, keep
-each event and each batch once, and handle them all. Each event triggers exactly one run.
+**One run per batch.** The receiver records each event with the batch id as its *partition key* and
+this DAG is scheduled with `PartitionedAssetTimetable`, so Airflow creates one run per batch (the run's
+partition key is the batch id) and links it to exactly that batch's events: each event is handled by
+exactly one run, and a burst of events makes as many runs, none left waiting. The tasks still read
+**every** triggering event of their run and keep each event and each batch once.
+(A plain `schedule=[asset]` DAG is not queued for partition-keyed events; to use one, set
+`[ntropy_webhooks] partition_by_batch = False`, and know that Airflow 3.3 then folds the events recorded
+before a run is queued into it and leaves events recorded while a run is already queued waiting for the
+next event.)
 
 * `batches.completed` -> `write_results` (one mapped task per batch) writes
   `<output_path>/batch_id=<id>/ok/part-0.parquet` and `.../errors/part-0.parquet`, atomically;
@@ -54,7 +61,8 @@ each event and each batch once, and handle them all. Each event triggers exactly
 with DAG(
     dag_id="ntropy_webhook_results",
     description="Write the results of the batches that Ntropy's webhook reports completed",
-    schedule=[BATCHES],
+    # One run per batch: the receiver's partition key is the batch id (IdentityMapper, the default).
+    schedule=PartitionedAssetTimetable(assets=BATCHES),
     start_date=dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
     catchup=False,
     default_args={"retries": 3},

@@ -110,7 +110,10 @@ def create_app(
     """
     config = config or ReceiverConfig.from_airflow_conf()
     resolver = resolver or TokenResolver(config)
-    recorder = recorder or EventRecorder(retention=dt.timedelta(days=config.dedupe_retention_days))
+    recorder = recorder or EventRecorder(
+        retention=dt.timedelta(days=config.dedupe_retention_days),
+        partition_by_batch=config.partition_by_batch,
+    )
 
     # No interactive docs: the only client is Ntropy, and the app sits outside Airflow's auth.
     app = FastAPI(

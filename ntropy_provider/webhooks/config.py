@@ -14,6 +14,7 @@ from ntropy_provider.webhooks.provider_config import (
     DEFAULT_CONN_ID,
     DEFAULT_DEDUPE_RETENTION_DAYS,
     DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_PARTITION_BY_BATCH,
     DEFAULT_RECORD_CONCURRENCY,
     DEFAULT_TOKEN_CACHE_SECONDS,
     DEFAULT_TOKEN_EXTRA_KEY,
@@ -42,6 +43,12 @@ class ReceiverConfig:
     :param token_cache_seconds: how long a resolved token is reused before it is read again.
     :param dedupe_retention_days: how long event ids are remembered for deduplication.
     :param record_concurrency: most deliveries written to the database at once (per process).
+    :param partition_by_batch: record each event with its batch id as the asset event's partition key, so
+        that a DAG scheduled with ``PartitionedAssetTimetable`` gets exactly one run per batch, each run
+        linked to its own events. Airflow queues only partition-aware DAGs for such events; with
+        ``False``, plain ``schedule=[asset]`` DAGs run instead, but Airflow 3.3 then gives a run only the
+        events recorded before its queue entry was created, and events recorded while a run was already
+        queued wait for the next event.
     """
 
     conn_id: str = DEFAULT_CONN_ID
@@ -52,6 +59,7 @@ class ReceiverConfig:
     token_cache_seconds: float = DEFAULT_TOKEN_CACHE_SECONDS
     dedupe_retention_days: int = DEFAULT_DEDUPE_RETENTION_DAYS
     record_concurrency: int = DEFAULT_RECORD_CONCURRENCY
+    partition_by_batch: bool = DEFAULT_PARTITION_BY_BATCH
 
     def __post_init__(self) -> None:
         if self.max_body_bytes < 1024:
@@ -90,6 +98,9 @@ class ReceiverConfig:
             ),
             record_concurrency=conf.getint(
                 CONFIG_SECTION, "record_concurrency", fallback=DEFAULT_RECORD_CONCURRENCY
+            ),
+            partition_by_batch=conf.getboolean(
+                CONFIG_SECTION, "partition_by_batch", fallback=DEFAULT_PARTITION_BY_BATCH
             ),
         )
 

@@ -15,6 +15,7 @@ DEFAULT_MAX_BODY_BYTES = 64 * 1024
 DEFAULT_TOKEN_CACHE_SECONDS = 30.0
 DEFAULT_DEDUPE_RETENTION_DAYS = 7
 DEFAULT_RECORD_CONCURRENCY = 8
+DEFAULT_PARTITION_BY_BATCH = True
 
 _VERSION = "0.1.0"
 
@@ -73,6 +74,14 @@ PROVIDER_CONFIG: dict[str, Any] = {
                 "retries for 24 hours).",
                 "integer",
                 DEFAULT_DEDUPE_RETENTION_DAYS,
+            ),
+            "partition_by_batch": _option(
+                "Record each event with its batch id as partition key: a DAG scheduled with "
+                "PartitionedAssetTimetable on the batches asset gets exactly one run per batch. Set to False "
+                "to feed plain schedule=[asset] DAGs instead (Airflow then only queues non-partitioned DAGs, "
+                "and may defer events that arrive while a run is being queued until the next event).",
+                "boolean",
+                "True",
             ),
             "record_concurrency": _option(
                 "Most deliveries written to the metadata database at once, per API server process.",

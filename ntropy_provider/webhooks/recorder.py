@@ -84,10 +84,15 @@ class EventRecorder:
     """Writes batch events to Airflow's metadata database, once per ``(conn_id, event_id)``.
 
     :param retention: how long event ids are remembered (must exceed Ntropy's 24 h retry window).
+    :param partition_by_batch: record each event with the batch id as its partition key (see
+        :class:`~ntropy_provider.webhooks.config.ReceiverConfig`).
     """
 
-    def __init__(self, retention: dt.timedelta = dt.timedelta(days=7)) -> None:
+    def __init__(
+        self, retention: dt.timedelta = dt.timedelta(days=7), *, partition_by_batch: bool = True
+    ) -> None:
         self._retention = retention
+        self._partition_by_batch = partition_by_batch
         self._table_ready = False
         self._setup_lock = threading.Lock()
         # SQLite takes one writer at a time: queueing in-process beats failing on "database is locked".
@@ -155,6 +160,7 @@ class EventRecorder:
                 asset_event = asset_manager.register_asset_change(
                     asset=SerializedAssetUniqueKey(name=uri, uri=uri),
                     extra=event.to_extra(),
+                    partition_key=event.batch_id if self._partition_by_batch else None,
                     source_is_api=True,
                     session=session,
                 )

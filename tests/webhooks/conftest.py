@@ -104,21 +104,25 @@ def batch_event(
     }
 
 
-def register_consumer_dag(conn_id: str, dag_id: str) -> None:
+def register_consumer_dag(conn_id: str, dag_id: str, *, partitioned: bool = True) -> None:
     """Write an (unpaused) DAG scheduled on ``conn_id``'s batches asset to the metadata DB.
 
     That is what makes the asset known to Airflow, exactly as deploying ``ntropy_webhook_results`` does.
+    ``partitioned``: scheduled with ``PartitionedAssetTimetable`` (one run per batch), as the example is;
+    otherwise ``schedule=[asset]``.
     """
     from airflow.dag_processing.bundles.manager import DagBundlesManager
     from airflow.dag_processing.collection import update_dag_parsing_results_in_db
     from airflow.models.dag import DagModel
     from airflow.providers.standard.operators.empty import EmptyOperator
-    from airflow.sdk import DAG
+    from airflow.sdk import DAG, PartitionedAssetTimetable
     from airflow.serialization.serialized_objects import LazyDeserializedDAG
     from airflow.utils.session import create_session
     from sqlalchemy import update
 
-    with DAG(dag_id, schedule=[batches_asset(conn_id)], start_date=dt.datetime(2024, 1, 1)) as dag:
+    asset = batches_asset(conn_id)
+    schedule = PartitionedAssetTimetable(assets=asset) if partitioned else [asset]
+    with DAG(dag_id, schedule=schedule, start_date=dt.datetime(2024, 1, 1)) as dag:
         EmptyOperator(task_id="noop")
     with create_session() as session:
         DagBundlesManager().sync_bundles_to_db(session=session)
@@ -146,16 +150,27 @@ def asset_events(conn_id: str) -> list[dict[str, Any]]:
         return [dict(row.extra) for row in rows]
 
 
-def queued_runs(dag_id: str) -> int:
-    """How many asset-triggered runs of ``dag_id`` are queued (rows in Airflow's run queue)."""
-    from airflow.models.asset import AssetDagRunQueue
+def queued_runs(dag_id: str) -> list[str]:
+    """The asset-triggered runs of ``dag_id`` Airflow has queued, read from its DB (test-only reads).
+
+    Partitioned consumers get one queued run per partition key (listed by key); plain ones one queue
+    entry per asset (listed as ``"*"``).
+    """
+    from airflow.models.asset import AssetDagRunQueue, AssetPartitionDagRun
     from airflow.utils.session import create_session
-    from sqlalchemy import func, select
+    from sqlalchemy import select
 
     with create_session() as session:
-        return session.scalar(
-            select(func.count()).select_from(AssetDagRunQueue).where(AssetDagRunQueue.target_dag_id == dag_id)
-        )
+        keys = session.scalars(
+            select(AssetPartitionDagRun.partition_key).where(
+                AssetPartitionDagRun.target_dag_id == dag_id,
+                AssetPartitionDagRun.created_dag_run_id.is_(None),
+            )
+        ).all()
+        plain = session.scalars(
+            select(AssetDagRunQueue.asset_id).where(AssetDagRunQueue.target_dag_id == dag_id)
+        ).all()
+        return sorted(keys) + ["*"] * len(plain)
 
 
 @pytest.fixture
@@ -168,6 +183,7 @@ def receiver_factory(airflow_db, monkeypatch) -> Iterator[Callable[..., Receiver
         register_asset: bool = True,
         config: ReceiverConfig | None = None,
         extra_conn_ids: tuple[str, ...] = (),
+        settings: dict[str, Any] | None = None,
         **conn: Any,
     ) -> Receiver:
         conn_id = f"ntropy_wh_{uuid.uuid4().hex[:10]}"
@@ -177,9 +193,12 @@ def receiver_factory(airflow_db, monkeypatch) -> Iterator[Callable[..., Receiver
             f"AIRFLOW_CONN_{conn_id.upper()}",
             json.dumps({"conn_type": "ntropy", "host": "http://127.0.0.1:1", "extra": extra, **conn}),
         )
+        settings = settings or {}
         if register_asset:
-            register_consumer_dag(conn_id, f"consumer_{conn_id}")
-        app = create_app(config or ReceiverConfig(conn_id=conn_id, extra_conn_ids=extra_conn_ids))
+            partitioned = settings.get("partition_by_batch", True)
+            register_consumer_dag(conn_id, f"consumer_{conn_id}", partitioned=partitioned)
+        config = config or ReceiverConfig(conn_id=conn_id, extra_conn_ids=extra_conn_ids, **settings)
+        app = create_app(config)
         # Mounted where the plugin mounts it on Airflow's API server.
         root = FastAPI()
         root.mount(URL_PREFIX, app)

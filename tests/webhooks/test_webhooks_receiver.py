@@ -221,10 +221,27 @@ class TestRecording:
         [extra] = kit.asset_events(receiver.conn_id)
         assert (extra["event_type"], extra["status"]) == (WEBHOOK_EVENT_BATCH_ERROR, "error")
 
-    def test_recording_queues_a_run_of_the_dag_scheduled_on_the_asset(self, receiver, kit):
-        assert kit.queued_runs(f"consumer_{receiver.conn_id}") == 0
+    def test_each_batch_queues_its_own_run_of_the_partitioned_consumer(self, receiver, kit):
+        consumer = f"consumer_{receiver.conn_id}"
+        assert kit.queued_runs(consumer) == []
+        bodies = [kit.batch_event() for _ in range(3)]
+        for body in bodies:  # in a burst: Airflow must not fold them into one run and drop the rest
+            assert post(receiver, body).status_code == 200
+        assert kit.queued_runs(consumer) == sorted(b["data"]["id"] for b in bodies)
+
+    def test_plain_consumer_is_queued_when_partitioning_is_off(self, receiver_factory, kit):
+        receiver = receiver_factory(settings={"partition_by_batch": False})
         assert post(receiver, kit.batch_event()).status_code == 200
-        assert kit.queued_runs(f"consumer_{receiver.conn_id}") == 1
+        assert post(receiver, kit.batch_event()).status_code == 200
+        assert kit.queued_runs(f"consumer_{receiver.conn_id}") == ["*"]  # one queue entry per asset
+        assert len(kit.asset_events(receiver.conn_id)) == 2
+
+    def test_partitioned_events_do_not_feed_a_plain_consumer(self, receiver_factory, kit):
+        receiver = receiver_factory(register_asset=False)
+        kit.register_consumer_dag(receiver.conn_id, f"plain_{receiver.conn_id}", partitioned=False)
+        assert post(receiver, kit.batch_event()).status_code == 200
+        # Airflow's rule, documented for users: partition-keyed events queue only partition-aware DAGs.
+        assert kit.queued_runs(f"plain_{receiver.conn_id}") == []
 
     def test_replayed_event_id_is_accepted_and_recorded_once(self, receiver, kit):
         body = kit.batch_event()
