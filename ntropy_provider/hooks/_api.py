@@ -8,9 +8,10 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import quote
 
+from ntropy_provider.exceptions import NtropyConnectionError, NtropyError
 from ntropy_provider.hooks._connection import NtropyConnectionSettings, parse_connection
-from ntropy_provider.hooks._http import dumps, loads
-from ntropy_provider.hooks._retry import RetryEvent
+from ntropy_provider.hooks._http import dumps, error_for_answer, error_for_exception, loads
+from ntropy_provider.hooks._retry import Attempts, RetryEvent
 from ntropy_provider.schema import MAX_BATCH_SIZE, MAX_LIST_LIMIT, PRIORITIES, BatchStatus, format_datetime
 
 RetryCallback = Callable[[RetryEvent], None]
@@ -65,6 +66,49 @@ def settings_from_connection(
         password=conn.password,
         extras=extras,
         overrides=given,
+    )
+
+
+def transport_error(
+    attempts: Attempts, settings: NtropyConnectionSettings, error: BaseException
+) -> NtropyConnectionError:
+    """The error that ends a call whose last request got no answer.
+
+    :param attempts: the call's attempts.
+    :param settings: the connection's settings.
+    :param error: the transport's exception.
+    """
+    return error_for_exception(
+        method=attempts.method,
+        path=attempts.path,
+        base_url=settings.base_url,
+        error=error,
+        request_id=attempts.request_id,
+        api_key=settings.api_key,
+        attempts=attempts.count,
+        unsafe_to_repeat=attempts.unsafe_to_repeat,
+    )
+
+
+def answer_error(
+    attempts: Attempts, settings: NtropyConnectionSettings, status: int, body: bytes
+) -> NtropyError:
+    """The error that ends a call whose last request got an error answer.
+
+    :param attempts: the call's attempts.
+    :param settings: the connection's settings.
+    :param status: the answer's status.
+    :param body: the answer's body.
+    """
+    return error_for_answer(
+        method=attempts.method,
+        path=attempts.path,
+        status=status,
+        body=body,
+        request_id=attempts.request_id,
+        api_key=settings.api_key,
+        attempts=attempts.count,
+        unsafe_to_repeat=attempts.unsafe_to_repeat,
     )
 
 

@@ -17,6 +17,7 @@ from airflow.sdk import BaseHook
 from ntropy_provider.hooks._api import (
     RetryCallback,
     amask,
+    answer_error,
     create_batch_body,
     item_path,
     list_params,
@@ -25,13 +26,12 @@ from ntropy_provider.hooks._api import (
     parse_page,
     report_retry,
     settings_from_connection,
+    transport_error,
 )
 from ntropy_provider.hooks._connection import CONN_TYPE, DEFAULT_CONN_ID, NtropyConnectionSettings
 from ntropy_provider.hooks._http import (
     attempt_headers,
     base_headers,
-    error_for_answer,
-    error_for_exception,
     loads,
     new_request_id,
 )
@@ -193,32 +193,14 @@ class NtropyAsyncHook(BaseHook):
                     reached_server=_reached_server(err),
                 )
                 if event is None:
-                    raise error_for_exception(
-                        method=method,
-                        path=path,
-                        base_url=settings.base_url,
-                        error=err,
-                        request_id=request_id,
-                        api_key=settings.api_key,
-                        attempts=attempts.count,
-                        unsafe_to_repeat=attempts.unsafe_to_repeat,
-                    ) from None
+                    raise transport_error(attempts, settings, err) from None
             else:
                 log_answer(self.log, method, path, status, started, request_id)
                 if status < 400:
                     return content
                 event = attempts.failed(status=status, retry_after=retry_after, reason=f"HTTP {status}")
                 if event is None:
-                    raise error_for_answer(
-                        method=method,
-                        path=path,
-                        status=status,
-                        body=content,
-                        request_id=request_id,
-                        api_key=settings.api_key,
-                        attempts=attempts.count,
-                        unsafe_to_repeat=attempts.unsafe_to_repeat,
-                    )
+                    raise answer_error(attempts, settings, status, content)
             report_retry(self.log, self.on_retry, event, attempts.policy.max_attempts)
             await asyncio.sleep(event.wait)
 

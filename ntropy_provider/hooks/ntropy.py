@@ -30,6 +30,7 @@ from ntropy_provider.exceptions import (
 )
 from ntropy_provider.hooks._api import (
     RetryCallback,
+    answer_error,
     create_batch_body,
     item_path,
     list_params,
@@ -39,6 +40,7 @@ from ntropy_provider.hooks._api import (
     parse_page,
     report_retry,
     settings_from_connection,
+    transport_error,
 )
 from ntropy_provider.hooks._async import NtropyAsyncHook
 from ntropy_provider.hooks._connection import (
@@ -52,8 +54,6 @@ from ntropy_provider.hooks._http import (
     attempt_headers,
     base_headers,
     dumps,
-    error_for_answer,
-    error_for_exception,
     loads,
     new_request_id,
 )
@@ -258,16 +258,7 @@ class NtropyHook(HttpHook):
                     reached_server=_reached_server(err),
                 )
                 if event is None:
-                    raise error_for_exception(
-                        method=method,
-                        path=path,
-                        base_url=settings.base_url,
-                        error=err,
-                        request_id=request_id,
-                        api_key=settings.api_key,
-                        attempts=attempts.count,
-                        unsafe_to_repeat=attempts.unsafe_to_repeat,
-                    ) from None
+                    raise transport_error(attempts, settings, err) from None
             else:
                 status = response.status_code
                 log_answer(self.log, method, path, status, started, request_id)
@@ -279,16 +270,7 @@ class NtropyHook(HttpHook):
                     reason=f"HTTP {status}",
                 )
                 if event is None:
-                    raise error_for_answer(
-                        method=method,
-                        path=path,
-                        status=status,
-                        body=response.content,
-                        request_id=request_id,
-                        api_key=settings.api_key,
-                        attempts=attempts.count,
-                        unsafe_to_repeat=attempts.unsafe_to_repeat,
-                    )
+                    raise answer_error(attempts, settings, status, response.content)
             report_retry(self.log, self.on_retry, event, attempts.policy.max_attempts)
             time.sleep(event.wait)
 
