@@ -137,7 +137,12 @@ def test_submit_only_then_webhook_then_results_with_zero_status_polls(
     after = stack_emulator.stats()
     status_polls = after["requests"].get(STATUS_ROUTE, 0) - before["requests"].get(STATUS_ROUTE, 0)
     print(f"\n[webhooks] {len(batch_ids)} batch(es), {written} rows written, status polls: {status_polls}")
-    assert status_polls == 0
+
+    # The token never shows: not in the registering task's log, not in any component's output.
+    token = _webhook_token(stack_emulator)
+    assert token not in airflow_stack.task_log(SUBMIT_DAG, run_id, "ensure_webhook", 1)
+    for name, process in airflow_stack.components.items():
+        assert token not in process.log_path.read_text(errors="replace"), f"token in {name}'s output"
 
     # Every event for these batches was recorded once and consumed by exactly one results run.
     events = [
@@ -148,7 +153,13 @@ def test_submit_only_then_webhook_then_results_with_zero_status_polls(
     assert sorted(e["extra"]["batch_id"] for e in events) == sorted(batch_ids)
     for event in events:
         wait_until(lambda e=event: _consumers(airflow_stack, webhook_stack["asset_id"], e["id"]), timeout=60)
-        assert len(_consumers(airflow_stack, webhook_stack["asset_id"], event["id"])) == 1
+        [run_id] = _consumers(airflow_stack, webhook_stack["asset_id"], event["id"])
+        run = airflow_stack.api("GET", f"/api/v2/dags/{RESULTS_DAG}/dagRuns/{run_id}")
+        assert run["partition_key"] == event["extra"]["batch_id"]
+        assert airflow_stack.wait_for_run(RESULTS_DAG, run_id) == "success"
+
+    # Last, the point of it all: nobody asked Ntropy for a batch's status.
+    assert status_polls == 0, f"{status_polls} GET /v3/batches/{{batch_id}} during the webhook-driven run"
 
 
 def _consumers(stack: AirflowStack, asset_id: int, event_id: int) -> list[str]:
@@ -225,13 +236,19 @@ def test_receiver_keeps_recording_while_the_scheduler_is_down(
             what=f"results of batch {batch_id} after the scheduler came back",
         )
         assert pq.read_metadata(_results_file(stack_data_root, batch_id, "ok")).num_rows == len(rows)
-    # Each of the three events went to exactly one run (they may share one: Airflow collapses them).
+    # Each of the three events went to exactly one run: its batch's own run (partition key = batch id).
     events = [
         e
         for e in _asset_events(airflow_stack, webhook_stack["asset_id"])
         if e["extra"]["batch_id"] in batch_ids
     ]
     assert len(events) == 3
+    runs = set()
     for event in events:
         wait_until(lambda e=event: _consumers(airflow_stack, webhook_stack["asset_id"], e["id"]), timeout=60)
-        assert len(_consumers(airflow_stack, webhook_stack["asset_id"], event["id"])) == 1
+        [run_id] = _consumers(airflow_stack, webhook_stack["asset_id"], event["id"])
+        run = airflow_stack.api("GET", f"/api/v2/dags/{RESULTS_DAG}/dagRuns/{run_id}")
+        assert run["partition_key"] == event["extra"]["batch_id"]
+        assert airflow_stack.wait_for_run(RESULTS_DAG, run_id) == "success"
+        runs.add(run_id)
+    assert len(runs) == 3
