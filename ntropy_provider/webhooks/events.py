@@ -1,9 +1,10 @@
 """Turning the asset events that triggered a run into work: results to write, batches that failed.
 
-Airflow may collapse several asset events into one DAG run, so a consumer must handle every event in
-``triggering_asset_events``, not only the last one. Each event belongs to exactly one run; within a
-run, :func:`plan_batch_events` keeps each event once and each completed batch once, so that a batch is
-written once even if Ntropy ever reported it twice.
+A run may be triggered by several asset events (a partitioned run by every event of its batch, a
+plain ``schedule=[asset]`` run by every event recorded before it was queued), so a consumer must handle
+every event in ``triggering_asset_events``, not only the last one. Each event belongs to exactly one
+run; within a run, :func:`plan_batch_events` keeps each event once and each completed batch once, so
+that a batch is written once even if Ntropy ever reported it twice.
 """
 
 from __future__ import annotations
