@@ -14,8 +14,8 @@ all of them:
 5. the event type is a batch event ............................. else 200 ``ignored`` (not recorded)
 6. recorded once per ``event_id`` ........................ 200 ``recorded``, or 200 ``duplicate``
 
-When Airflow cannot record yet (database unavailable, no DAG scheduled on the asset, the token store
-unreadable) the answer is 503: Ntropy retries for 24 h, so nothing is lost.
+When Airflow cannot record yet (database unavailable, no unpaused DAG scheduled on the asset, the token
+store unreadable) the answer is 503: Ntropy retries for 24 h, so nothing is lost.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ from ntropy_provider.webhooks.auth import TokenResolver, TokenUnavailableError, 
 from ntropy_provider.webhooks.config import WEBHOOK_PATH, ReceiverConfig
 from ntropy_provider.webhooks.recorder import (
     MAX_EVENT_ID_LENGTH,
-    AssetNotRegisteredError,
     EventRecorder,
+    NoActiveConsumerError,
     RecordOutcome,
 )
 
@@ -113,6 +113,7 @@ def create_app(
     recorder = recorder or EventRecorder(
         retention=dt.timedelta(days=config.dedupe_retention_days),
         partition_by_batch=config.partition_by_batch,
+        require_active_consumer=config.require_active_consumer,
     )
 
     # No interactive docs: the only client is Ntropy, and the app sits outside Airflow's auth.
@@ -161,7 +162,7 @@ def create_app(
         record = BatchEventRecord.from_webhook_event(event, conn_id)
         try:
             result = await anyio.to_thread.run_sync(recorder.record, record, limiter=record_limiter)
-        except AssetNotRegisteredError as err:
+        except NoActiveConsumerError as err:
             log.error("Ntropy webhook: event %s not recorded: %s", event.event_id, err)
             raise _Rejected(503, str(err), {"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
         except SQLAlchemyError as err:

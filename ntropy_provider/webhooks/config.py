@@ -16,6 +16,7 @@ from ntropy_provider.webhooks.provider_config import (
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_PARTITION_BY_BATCH,
     DEFAULT_RECORD_CONCURRENCY,
+    DEFAULT_REQUIRE_ACTIVE_CONSUMER,
     DEFAULT_TOKEN_CACHE_SECONDS,
     DEFAULT_TOKEN_EXTRA_KEY,
 )
@@ -49,6 +50,9 @@ class ReceiverConfig:
         ``False``, plain ``schedule=[asset]`` DAGs run instead, but Airflow 3.3 then gives a run only the
         events recorded before its queue entry was created, and events recorded while a run was already
         queued wait for the next event.
+    :param require_active_consumer: answer 503 (Ntropy retries for 24 h) instead of recording an event
+        that no unpaused DAG would run for, e.g. while ``ntropy_webhook_results`` is paused: Airflow does
+        not run a paused DAG for events recorded meanwhile, even after it is unpaused.
     """
 
     conn_id: str = DEFAULT_CONN_ID
@@ -60,6 +64,7 @@ class ReceiverConfig:
     dedupe_retention_days: int = DEFAULT_DEDUPE_RETENTION_DAYS
     record_concurrency: int = DEFAULT_RECORD_CONCURRENCY
     partition_by_batch: bool = DEFAULT_PARTITION_BY_BATCH
+    require_active_consumer: bool = DEFAULT_REQUIRE_ACTIVE_CONSUMER
 
     def __post_init__(self) -> None:
         if self.max_body_bytes < 1024:
@@ -101,6 +106,9 @@ class ReceiverConfig:
             ),
             partition_by_batch=conf.getboolean(
                 CONFIG_SECTION, "partition_by_batch", fallback=DEFAULT_PARTITION_BY_BATCH
+            ),
+            require_active_consumer=conf.getboolean(
+                CONFIG_SECTION, "require_active_consumer", fallback=DEFAULT_REQUIRE_ACTIVE_CONSUMER
             ),
         )
 

@@ -16,6 +16,7 @@ DEFAULT_TOKEN_CACHE_SECONDS = 30.0
 DEFAULT_DEDUPE_RETENTION_DAYS = 7
 DEFAULT_RECORD_CONCURRENCY = 8
 DEFAULT_PARTITION_BY_BATCH = True
+DEFAULT_REQUIRE_ACTIVE_CONSUMER = True
 
 _VERSION = "0.1.0"
 
@@ -80,6 +81,12 @@ PROVIDER_CONFIG: dict[str, Any] = {
                 "PartitionedAssetTimetable on the batches asset gets exactly one run per batch. Set to False "
                 "to feed plain schedule=[asset] DAGs instead (Airflow then only queues non-partitioned DAGs, "
                 "and may defer events that arrive while a run is being queued until the next event).",
+                "boolean",
+                "True",
+            ),
+            "require_active_consumer": _option(
+                "Refuse (503, so that Ntropy retries for 24 hours) an event that no unpaused DAG would run "
+                "for, e.g. while ntropy_webhook_results is paused, instead of recording it unprocessed.",
                 "boolean",
                 "True",
             ),

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 
 from airflow.utils.sqlalchemy import UtcDateTime
-from sqlalchemy import Column, Integer, MetaData, String, Table, delete, insert, update
+from sqlalchemy import Column, Integer, MetaData, String, Table, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ntropy_provider.webhooks.assets import BatchEventRecord, batches_asset_uri
@@ -57,8 +57,14 @@ dedupe_table = Table(
 )
 
 
-class AssetNotRegisteredError(Exception):
-    """The asset to record on is unknown to Airflow: no DAG references it (yet)."""
+class NoActiveConsumerError(Exception):
+    """No unpaused DAG would run for the event (the asset is unknown, or its consumers are paused or of
+    the wrong kind): recording it now would leave its batch unprocessed, so the delivery is refused and
+    Ntropy retries it."""
+
+
+#: The name this error had before consumers were checked; kept for callers that catch it.
+AssetNotRegisteredError = NoActiveConsumerError
 
 
 class RecordOutcome(enum.StrEnum):
@@ -86,13 +92,20 @@ class EventRecorder:
     :param retention: how long event ids are remembered (must exceed Ntropy's 24 h retry window).
     :param partition_by_batch: record each event with the batch id as its partition key (see
         :class:`~ntropy_provider.webhooks.config.ReceiverConfig`).
+    :param require_active_consumer: refuse (and so have Ntropy retry) events that no unpaused DAG of the
+        right kind would run for.
     """
 
     def __init__(
-        self, retention: dt.timedelta = dt.timedelta(days=7), *, partition_by_batch: bool = True
+        self,
+        retention: dt.timedelta = dt.timedelta(days=7),
+        *,
+        partition_by_batch: bool = True,
+        require_active_consumer: bool = True,
     ) -> None:
         self._retention = retention
         self._partition_by_batch = partition_by_batch
+        self._require_active_consumer = require_active_consumer
         self._table_ready = False
         self._setup_lock = threading.Lock()
         # SQLite takes one writer at a time: queueing in-process beats failing on "database is locked".
@@ -127,7 +140,7 @@ class EventRecorder:
         """Record one batch event as an asset event, unless its ``event_id`` was recorded before.
 
         :param event: the validated event.
-        :raises AssetNotRegisteredError: when no DAG references the connection's batches asset.
+        :raises NoActiveConsumerError: when no unpaused DAG would run for the event.
         :raises sqlalchemy.exc.OperationalError: when the database is unavailable (retry later).
         """
         self.ensure_table()
@@ -157,6 +170,9 @@ class EventRecorder:
                         received_at=dt.datetime.now(dt.UTC),
                     )
                 )
+                if self._require_active_consumer and not self._active_consumers(session, uri):
+                    # Raising rolls the claim back, so a later retry can still record the event.
+                    raise NoActiveConsumerError(self._no_consumer_reason(uri))
                 asset_event = asset_manager.register_asset_change(
                     asset=SerializedAssetUniqueKey(name=uri, uri=uri),
                     extra=event.to_extra(),
@@ -165,11 +181,7 @@ class EventRecorder:
                     session=session,
                 )
                 if asset_event is None:
-                    # Raising rolls the claim back, so a later retry can still record the event.
-                    raise AssetNotRegisteredError(
-                        f"asset {uri!r} is unknown to Airflow: deploy a DAG scheduled on it "
-                        "(e.g. ntropy_webhook_results) before events can be recorded"
-                    )
+                    raise NoActiveConsumerError(self._no_consumer_reason(uri))
                 session.execute(
                     update(dedupe_table)
                     .where(dedupe_table.c.conn_id == event.conn_id, dedupe_table.c.event_id == event.event_id)
@@ -179,6 +191,30 @@ class EventRecorder:
         except IntegrityError:
             return RecordResult(RecordOutcome.DUPLICATE)
         return RecordResult(RecordOutcome.RECORDED, asset_event_id)
+
+    def _no_consumer_reason(self, uri: str) -> str:
+        kind = "with PartitionedAssetTimetable" if self._partition_by_batch else "with schedule=[asset]"
+        return (
+            f"no unpaused DAG is scheduled on asset {uri!r} {kind} (as ntropy_webhook_results is): "
+            "deploy or unpause it; until then deliveries are refused and Ntropy retries them"
+        )
+
+    def _active_consumers(self, session, uri: str) -> list[str]:
+        """Unpaused DAGs scheduled on the asset that Airflow will queue for this receiver's events.
+
+        Airflow queues only partition-aware DAGs for partition-keyed events, and only the others for
+        events without a key; a paused DAG is not queued at all (and does not catch up on unpause).
+        """
+        from airflow.models.asset import AssetModel, DagScheduleAssetReference
+        from airflow.models.dag import DagModel
+
+        rows = session.execute(
+            select(DagModel.dag_id, DagModel.timetable_partitioned)
+            .join(DagScheduleAssetReference, DagScheduleAssetReference.dag_id == DagModel.dag_id)
+            .join(AssetModel, AssetModel.id == DagScheduleAssetReference.asset_id)
+            .where(AssetModel.uri == uri, AssetModel.name == uri, DagModel.is_paused.is_(False))
+        ).all()
+        return [dag_id for dag_id, partitioned in rows if bool(partitioned) == self._partition_by_batch]
 
     def is_recorded(self, conn_id: str, event_id: str) -> bool:
         """Whether an event id is remembered as recorded.

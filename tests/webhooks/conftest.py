@@ -113,12 +113,10 @@ def register_consumer_dag(conn_id: str, dag_id: str, *, partitioned: bool = True
     """
     from airflow.dag_processing.bundles.manager import DagBundlesManager
     from airflow.dag_processing.collection import update_dag_parsing_results_in_db
-    from airflow.models.dag import DagModel
     from airflow.providers.standard.operators.empty import EmptyOperator
     from airflow.sdk import DAG, PartitionedAssetTimetable
     from airflow.serialization.serialized_objects import LazyDeserializedDAG
     from airflow.utils.session import create_session
-    from sqlalchemy import update
 
     asset = batches_asset(conn_id)
     schedule = PartitionedAssetTimetable(assets=asset) if partitioned else [asset]
@@ -130,8 +128,17 @@ def register_consumer_dag(conn_id: str, dag_id: str, *, partitioned: bool = True
         update_dag_parsing_results_in_db(
             "test_dags", None, [LazyDeserializedDAG.from_dag(dag)], {}, None, set(), session=session
         )
+    set_paused(dag_id, False)
+
+
+def set_paused(dag_id: str, paused: bool) -> None:
+    """Pause or unpause a DAG, as the UI's toggle does."""
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import update
+
     with create_session() as session:
-        session.execute(update(DagModel).where(DagModel.dag_id == dag_id).values(is_paused=False))
+        session.execute(update(DagModel).where(DagModel.dag_id == dag_id).values(is_paused=paused))
 
 
 def asset_events(conn_id: str) -> list[dict[str, Any]]:
@@ -216,6 +223,7 @@ class WebhookKit:
 
     batch_event = staticmethod(batch_event)
     register_consumer_dag = staticmethod(register_consumer_dag)
+    set_paused = staticmethod(set_paused)
     asset_events = staticmethod(asset_events)
     queued_runs = staticmethod(queued_runs)
     wait_for = staticmethod(wait_for)

@@ -236,12 +236,32 @@ class TestRecording:
         assert kit.queued_runs(f"consumer_{receiver.conn_id}") == ["*"]  # one queue entry per asset
         assert len(kit.asset_events(receiver.conn_id)) == 2
 
-    def test_partitioned_events_do_not_feed_a_plain_consumer(self, receiver_factory, kit):
+    def test_partitioned_events_are_refused_when_only_a_plain_consumer_exists(self, receiver_factory, kit):
+        # Airflow queues only partition-aware DAGs for partition-keyed events: recording would lose it.
         receiver = receiver_factory(register_asset=False)
         kit.register_consumer_dag(receiver.conn_id, f"plain_{receiver.conn_id}", partitioned=False)
-        assert post(receiver, kit.batch_event()).status_code == 200
-        # Airflow's rule, documented for users: partition-keyed events queue only partition-aware DAGs.
-        assert kit.queued_runs(f"plain_{receiver.conn_id}") == []
+        refused = post(receiver, kit.batch_event())
+        assert refused.status_code == 503
+        assert "PartitionedAssetTimetable" in refused.json()["detail"]
+        assert kit.asset_events(receiver.conn_id) == []
+
+    def test_paused_consumer_means_refused_then_recorded_once_unpaused(self, receiver, kit):
+        consumer = f"consumer_{receiver.conn_id}"
+        kit.set_paused(consumer, True)
+        body = kit.batch_event()
+        refused = post(receiver, body)
+        assert refused.status_code == 503
+        assert "unpause" in refused.json()["detail"]
+        assert kit.asset_events(receiver.conn_id) == []
+        kit.set_paused(consumer, False)
+        assert post(receiver, body).json()["status"] == "recorded"  # Ntropy's retry
+        assert kit.queued_runs(consumer) == [body["data"]["id"]]
+
+    def test_paused_consumer_is_not_waited_for_when_not_required(self, receiver_factory, kit):
+        receiver = receiver_factory(settings={"require_active_consumer": False})
+        kit.set_paused(f"consumer_{receiver.conn_id}", True)
+        assert post(receiver, kit.batch_event()).json()["status"] == "recorded"
+        assert kit.queued_runs(f"consumer_{receiver.conn_id}") == []
 
     def test_replayed_event_id_is_accepted_and_recorded_once(self, receiver, kit):
         body = kit.batch_event()
@@ -283,7 +303,7 @@ class TestRecording:
         refused = post(receiver, body)
         assert refused.status_code == 503
         assert "Retry-After" in refused.headers
-        assert "unknown to Airflow" in refused.json()["detail"]
+        assert "no unpaused DAG is scheduled on asset" in refused.json()["detail"]
         # The refusal must not have claimed the event id: Ntropy's retry records it.
         kit.register_consumer_dag(receiver.conn_id, f"late_consumer_{receiver.conn_id}")
         retried = post(receiver, body)
