@@ -27,7 +27,8 @@ Every night the day's transactions (`{{ ds }}`) are validated and submitted to N
 the run **ends at once**: nothing polls Ntropy. When a batch completes (or fails), Ntropy POSTs a
 webhook to Airflow's API server; the receiver records it as an event on the asset
 `ntropy://batches/ntropy_default`, and **`ntropy_webhook_results`** (scheduled on that asset) writes
-the results. Deploy and unpause both DAGs.
+the results. Deploy and unpause both DAGs (while `ntropy_webhook_results` is paused, the receiver
+refuses deliveries with 503 and Ntropy retries them for 24 h).
 
 ```
 <landing_path>/date=YYYY-MM-DD/transactions.parquet|csv|jsonl   input (one file per day)

@@ -29,8 +29,9 @@ DOC_MD = f"""
 
 Runs when the webhook receiver records Ntropy batch events on the asset `{BATCHES.uri}` (Airflow's
 API server serves the receiver at `POST /ntropy/webhooks/{NTROPY_CONN_ID}`; `ntropy_submit_only`
-registers it). This DAG being deployed is also what makes the asset known to Airflow: until a DAG
-schedules on it, the receiver answers 503 and Ntropy retries (for 24 h).
+registers it). This DAG, deployed and **unpaused**, is what the receiver records for: while no unpaused
+DAG schedules on the asset (this one paused, or not deployed yet), it answers 503 and Ntropy retries the
+delivery (for 24 h), because Airflow would never run a paused DAG for events recorded meanwhile.
 
 **One run per batch.** The receiver records each event with the batch id as its *partition key* and
 this DAG is scheduled with `PartitionedAssetTimetable`, so Airflow creates one run per batch (the run's
