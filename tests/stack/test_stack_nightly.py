@@ -7,17 +7,18 @@ what that run sent. Tests run in file order on the one session stack.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from airflow_stack import AirflowStack, EmulatorProcess, wait_until
+from airflow_stack import AirflowStack, EmulatorProcess, StackError, wait_until
 
 from ntropy_provider import sample_data
 from ntropy_provider.schema import validate_transaction
@@ -25,6 +26,7 @@ from ntropy_provider.schema import validate_transaction
 pytestmark = pytest.mark.stack
 
 NIGHTLY = "ntropy_nightly_enrichment"
+SUMMARY = "ntropy_spend_summary"
 ROWS = 200
 SEED = 11
 #: Fast enough for quick runs, set back after every fault.
@@ -93,14 +95,20 @@ class Nightly:
 
 
 @pytest.fixture(scope="module")
-def nightly(airflow_stack: AirflowStack, stack_emulator: EmulatorProcess, stack_data_root: Path) -> Nightly:
+def nightly(
+    airflow_stack: AirflowStack, stack_emulator: EmulatorProcess, stack_data_root: Path
+) -> Iterator[Nightly]:
     """The nightly DAG parsed and unpaused; the scheduled run that unpausing creates has finished."""
     airflow_stack.wait_for_dag(NIGHTLY)
     runner = Nightly(airflow_stack, stack_emulator, stack_data_root)
     # Unpausing creates the scheduled run of the day that just ended: its data must be there.
     runner.land(dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1))
     airflow_stack.set_paused(NIGHTLY, False)
-    return runner
+    yield runner
+    # Leave the shared stack quiet for the next test module.
+    for dag_id in (NIGHTLY, SUMMARY):
+        with contextlib.suppress(StackError):
+            airflow_stack.set_paused(dag_id, True)
 
 
 def test_scheduled_run_succeeds(nightly: Nightly, airflow_stack: AirflowStack):
@@ -184,7 +192,7 @@ def test_api_answers_429_and_503_to_half_the_requests(nightly: Nightly):
 
 
 def test_spend_summary_runs_when_the_nightly_dag_publishes(nightly: Nightly, airflow_stack: AirflowStack):
-    summary_dag = "ntropy_spend_summary"
+    summary_dag = SUMMARY
     airflow_stack.wait_for_dag(summary_dag)
     airflow_stack.set_paused(summary_dag, False)
 
