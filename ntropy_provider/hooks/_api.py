@@ -1,20 +1,43 @@
-"""What both hooks share above the transport: request building, answer parsing, logging, masking."""
+"""What both hooks share above the transport: request building, answer parsing, logging, masking.
+
+The sync and the async hook differ only in how they send bytes and wait: each API call is a
+:class:`Call` built here, and each hook's request loop is driven by an :class:`Exchange`, which decides
+(retry, give up, succeed), logs and builds the errors without doing any I/O itself.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
-from ntropy_provider.exceptions import NtropyConnectionError, NtropyError
 from ntropy_provider.hooks._connection import NtropyConnectionSettings, parse_connection
-from ntropy_provider.hooks._http import dumps, error_for_answer, error_for_exception, loads
-from ntropy_provider.hooks._retry import Attempts, RetryEvent
-from ntropy_provider.schema import MAX_BATCH_SIZE, MAX_LIST_LIMIT, PRIORITIES, BatchStatus, format_datetime
+from ntropy_provider.hooks._http import (
+    attempt_headers,
+    dumps,
+    error_for_answer,
+    error_for_exception,
+    loads,
+    new_request_id,
+)
+from ntropy_provider.hooks._retry import Attempts, RetryEvent, RetryPolicy
+from ntropy_provider.schema import (
+    BATCHES_PATH,
+    MAX_BATCH_SIZE,
+    MAX_LIST_LIMIT,
+    PRIORITIES,
+    Batch,
+    BatchResult,
+    BatchStatus,
+    format_datetime,
+)
 
 RetryCallback = Callable[[RetryEvent], None]
+#: A list answer: its items and the next page's cursor (``None`` on the last page).
+Page = tuple[list[dict[str, Any]], str | None]
 
 
 def overrides(
@@ -69,47 +92,196 @@ def settings_from_connection(
     )
 
 
-def transport_error(
-    attempts: Attempts, settings: NtropyConnectionSettings, error: BaseException
-) -> NtropyConnectionError:
-    """The error that ends a call whose last request got no answer.
+class Exchange:
+    """One call's request loop without its I/O: the sync and the async hook both drive their loop with it.
 
-    :param attempts: the call's attempts.
+    Per attempt the hook calls :meth:`begin`, sends the request with the headers it returns, then reports
+    the outcome to :meth:`no_answer` or :meth:`answered`; these log, raise the error that ends the call,
+    or return the seconds to wait before the next attempt (``None`` from :meth:`answered`: success).
+
+    :param method: the HTTP method.
+    :param path: the API path.
+    :param params: the query (``None`` values are left out).
+    :param has_body: whether a JSON body is sent.
     :param settings: the connection's settings.
-    :param error: the transport's exception.
+    :param log: the hook's logger.
+    :param on_retry: the hook's retry callback, if any.
+    :param policy: the retry policy, when not the connection's.
     """
-    return error_for_exception(
-        method=attempts.method,
-        path=attempts.path,
-        base_url=settings.base_url,
-        error=error,
-        request_id=attempts.request_id,
-        api_key=settings.api_key,
-        attempts=attempts.count,
-        unsafe_to_repeat=attempts.unsafe_to_repeat,
-    )
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None,
+        has_body: bool,
+        settings: NtropyConnectionSettings,
+        log: Any,
+        on_retry: RetryCallback | None,
+        policy: RetryPolicy | None = None,
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.url = settings.base_url + path
+        self.query = {key: str(value) for key, value in (params or {}).items() if value is not None}
+        self._has_body = has_body
+        self._settings = settings
+        self._log = log
+        self._on_retry = on_retry
+        self._attempts = Attempts(method, path, policy or settings.retry, new_request_id=new_request_id)
+        self._started = 0.0
+
+    def begin(self) -> dict[str, str]:
+        """Start an attempt.
+
+        :return: its headers (a fresh ``X-Request-ID``), on top of the session's.
+        """
+        request_id = self._attempts.begin()
+        self._started = time.monotonic()
+        return attempt_headers(request_id, has_body=self._has_body)
+
+    def no_answer(self, error: BaseException, *, reached_server: bool) -> float:
+        """The attempt got no answer (refused, dropped, timed out).
+
+        :param error: the transport's exception.
+        :param reached_server: whether the request may have reached the server.
+        :return: seconds to wait before the next attempt.
+        :raises NtropyConnectionError: when the call has failed for good.
+        """
+        attempts = self._attempts
+        event = attempts.failed(
+            status=None, retry_after=None, reason=type(error).__name__, reached_server=reached_server
+        )
+        if event is None:
+            raise error_for_exception(
+                method=self.method,
+                path=self.path,
+                base_url=self._settings.base_url,
+                error=error,
+                request_id=attempts.request_id,
+                api_key=self._settings.api_key,
+                attempts=attempts.count,
+                unsafe_to_repeat=attempts.unsafe_to_repeat,
+            ) from None
+        return self._retry(event)
+
+    def answered(self, status: int, body: bytes, retry_after: str | None) -> float | None:
+        """The attempt got an answer.
+
+        :param status: the answer's status.
+        :param body: the answer's body.
+        :param retry_after: its ``Retry-After`` header.
+        :return: ``None`` on success, else seconds to wait before the next attempt.
+        :raises NtropyError: the typed error, when the call has failed for good.
+        """
+        attempts = self._attempts
+        log_answer(self._log, self.method, self.path, status, self._started, attempts.request_id)
+        if status < 400:
+            return None
+        event = attempts.failed(status=status, retry_after=retry_after, reason=f"HTTP {status}")
+        if event is None:
+            raise error_for_answer(
+                method=self.method,
+                path=self.path,
+                status=status,
+                body=body,
+                request_id=attempts.request_id,
+                api_key=self._settings.api_key,
+                attempts=attempts.count,
+                unsafe_to_repeat=attempts.unsafe_to_repeat,
+            )
+        return self._retry(event)
+
+    def _retry(self, event: RetryEvent) -> float:
+        report_retry(self._log, self._on_retry, event, self._attempts.policy.max_attempts)
+        return event.wait
 
 
-def answer_error(
-    attempts: Attempts, settings: NtropyConnectionSettings, status: int, body: bytes
-) -> NtropyError:
-    """The error that ends a call whose last request got an error answer.
+T = TypeVar("T")
 
-    :param attempts: the call's attempts.
-    :param settings: the connection's settings.
-    :param status: the answer's status.
+
+@dataclass(frozen=True, slots=True)
+class Call(Generic[T]):
+    """One API request and how to read its answer, built once for both hooks.
+
+    :param method: the HTTP method.
+    :param path: the API path.
+    :param parse: turns the answer's body into the call's result.
+    :param params: the query.
+    :param body: the JSON body.
+    """
+
+    method: str
+    path: str
+    parse: Callable[[bytes], T]
+    params: Mapping[str, Any] | None = None
+    body: bytes | None = None
+
+
+def parse_batch(body: bytes) -> Batch:
+    """A ``Batch`` answer.
+
     :param body: the answer's body.
     """
-    return error_for_answer(
-        method=attempts.method,
-        path=attempts.path,
-        status=status,
-        body=body,
-        request_id=attempts.request_id,
-        api_key=settings.api_key,
-        attempts=attempts.count,
-        unsafe_to_repeat=attempts.unsafe_to_repeat,
-    )
+    return Batch.from_dict(loads(body))
+
+
+def parse_batch_result(body: bytes) -> BatchResult:
+    """A results document.
+
+    :param body: the answer's body.
+    """
+    return BatchResult.from_dict(loads(body))
+
+
+def _as_received(body: bytes) -> bytes:
+    return body
+
+
+def post_batch_call(body: bytes) -> Call[Batch]:
+    """``POST /v3/batches`` with a body already serialized.
+
+    :param body: the request body (see :func:`create_batch_body`).
+    """
+    return Call("POST", BATCHES_PATH, parse_batch, body=body)
+
+
+def create_batch_call(data: Iterable[Mapping[str, Any]], operation: str, priority: str) -> Call[Batch]:
+    """``POST /v3/batches``: one batch of at most 24,960 transactions.
+
+    :param data: the transactions.
+    :param operation: the batch operation.
+    :param priority: ``default`` or ``low``.
+    :raises ValueError: when there are no transactions or too many, or the priority is unknown.
+    """
+    return post_batch_call(create_batch_body(data, operation, priority))
+
+
+def get_batch_call(batch_id: str) -> Call[Batch]:
+    """``GET /v3/batches/{id}``.
+
+    :param batch_id: the batch id.
+    """
+    return Call("GET", item_path(BATCHES_PATH, batch_id), parse_batch)
+
+
+def batch_results_call(batch_id: str) -> Call[bytes]:
+    """``GET /v3/batches/{id}/results``, its body as received.
+
+    :param batch_id: the batch id.
+    """
+    return Call("GET", item_path(BATCHES_PATH, batch_id) + "/results", _as_received)
+
+
+def list_page_call(path: str, params: Mapping[str, Any], cursor: str | None) -> Call[Page]:
+    """One page of a list endpoint.
+
+    :param path: the collection, e.g. ``/v3/batches``.
+    :param params: the list's query (see :func:`list_params`).
+    :param cursor: the previous page's ``next_cursor``, ``None`` for the first page.
+    """
+    return Call("GET", path, parse_page, params={**params, "cursor": cursor})
 
 
 def item_path(collection: str, item_id: str) -> str:
@@ -182,7 +354,7 @@ def list_params(
     return params
 
 
-def parse_page(body: bytes) -> tuple[list[dict[str, Any]], str | None]:
+def parse_page(body: bytes) -> Page:
     """The items and the next cursor of a list answer.
 
     :param body: the answer's body.

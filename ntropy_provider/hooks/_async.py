@@ -7,35 +7,28 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import time
 from collections.abc import AsyncIterator, Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 from airflow.sdk import BaseHook
 
 from ntropy_provider.hooks._api import (
+    Call,
+    Exchange,
     RetryCallback,
     amask,
-    answer_error,
-    create_batch_body,
-    item_path,
+    batch_results_call,
+    create_batch_call,
+    get_batch_call,
+    list_page_call,
     list_params,
-    log_answer,
     overrides,
-    parse_page,
-    report_retry,
+    parse_batch_result,
     settings_from_connection,
-    transport_error,
 )
 from ntropy_provider.hooks._connection import CONN_TYPE, DEFAULT_CONN_ID, NtropyConnectionSettings
-from ntropy_provider.hooks._http import (
-    attempt_headers,
-    base_headers,
-    loads,
-    new_request_id,
-)
-from ntropy_provider.hooks._retry import Attempts
+from ntropy_provider.hooks._http import base_headers
 from ntropy_provider.schema import (
     BATCHES_PATH,
     MAX_CONCURRENT_OPERATIONS,
@@ -48,6 +41,8 @@ from ntropy_provider.schema import (
 
 #: Transport failures worth another attempt (no answer, or a truncated one).
 _TRANSPORT_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError)
+
+T = TypeVar("T")
 
 
 def _reached_server(error: BaseException) -> bool:
@@ -167,42 +162,39 @@ class NtropyAsyncHook(BaseHook):
         params: Mapping[str, Any] | None,
         body: bytes | None,
     ) -> bytes:
-        attempts = Attempts(method, path, settings.retry, new_request_id=new_request_id)
-        url = settings.base_url + path
-        query = {k: str(v) for k, v in (params or {}).items() if v is not None}
+        exchange = Exchange(
+            method,
+            path,
+            params=params,
+            has_body=body is not None,
+            settings=settings,
+            log=self.log,
+            on_retry=self.on_retry,
+        )
         while True:
-            request_id = attempts.begin()
-            started = time.monotonic()
+            headers = exchange.begin()
             try:
                 async with session.request(
                     method,
-                    url,
-                    params=query,
+                    exchange.url,
+                    params=exchange.query,
                     data=body,
-                    headers=attempt_headers(request_id, has_body=body is not None),
+                    headers=headers,
                     allow_redirects=False,
                 ) as response:
                     status = response.status
                     content = await response.read()
                     retry_after = response.headers.get(RETRY_AFTER_HEADER)
             except _TRANSPORT_ERRORS as err:
-                event = attempts.failed(
-                    status=None,
-                    retry_after=None,
-                    reason=type(err).__name__,
-                    reached_server=_reached_server(err),
-                )
-                if event is None:
-                    raise transport_error(attempts, settings, err) from None
+                wait = exchange.no_answer(err, reached_server=_reached_server(err))
             else:
-                log_answer(self.log, method, path, status, started, request_id)
-                if status < 400:
+                wait = exchange.answered(status, content, retry_after)
+                if wait is None:
                     return content
-                event = attempts.failed(status=status, retry_after=retry_after, reason=f"HTTP {status}")
-                if event is None:
-                    raise answer_error(attempts, settings, status, content)
-            report_retry(self.log, self.on_retry, event, attempts.policy.max_attempts)
-            await asyncio.sleep(event.wait)
+            await asyncio.sleep(wait)
+
+    async def _call(self, call: Call[T]) -> T:
+        return call.parse(await self._request(call.method, call.path, params=call.params, body=call.body))
 
     async def create_batch(
         self,
@@ -216,8 +208,7 @@ class NtropyAsyncHook(BaseHook):
         :param operation: the batch operation; only ``POST /v3/transactions`` exists.
         :param priority: ``default`` or ``low``.
         """
-        body = create_batch_body(data, operation, priority)
-        return Batch.from_dict(loads(await self._request("POST", BATCHES_PATH, body=body)))
+        return await self._call(create_batch_call(data, operation, priority))
 
     async def get_batch(self, batch_id: str) -> Batch:
         """Fetch a batch's status and progress.
@@ -225,7 +216,7 @@ class NtropyAsyncHook(BaseHook):
         :param batch_id: the batch id.
         :raises NtropyNotFoundError: when the batch does not exist.
         """
-        return Batch.from_dict(loads(await self._request("GET", item_path(BATCHES_PATH, batch_id))))
+        return await self._call(get_batch_call(batch_id))
 
     async def list_batches(
         self,
@@ -246,9 +237,7 @@ class NtropyAsyncHook(BaseHook):
         )
         cursor: str | None = None
         while True:
-            items, cursor = parse_page(
-                await self._request("GET", BATCHES_PATH, params={**params, "cursor": cursor})
-            )
+            items, cursor = await self._call(list_page_call(BATCHES_PATH, params, cursor))
             for item in items:
                 yield Batch.from_dict(item)
             if not cursor:
@@ -260,7 +249,7 @@ class NtropyAsyncHook(BaseHook):
         :param batch_id: the batch id.
         :raises NtropyNotReadyError: while the batch is processing, or after it ended in ``error``.
         """
-        return await self._request("GET", item_path(BATCHES_PATH, batch_id) + "/results")
+        return await self._call(batch_results_call(batch_id))
 
     async def get_batch_results(self, batch_id: str) -> BatchResult:
         """The results of a completed batch, in submission order.
@@ -268,4 +257,4 @@ class NtropyAsyncHook(BaseHook):
         :param batch_id: the batch id.
         :raises NtropyNotReadyError: while the batch is processing, or after it ended in ``error``.
         """
-        return BatchResult.from_dict(loads(await self.get_batch_results_raw(batch_id)))
+        return parse_batch_result(await self.get_batch_results_raw(batch_id))

@@ -13,7 +13,7 @@ import datetime as dt
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 from airflow.providers.http.hooks.http import HttpHook
@@ -29,18 +29,20 @@ from ntropy_provider.exceptions import (
     NtropyValidationError,
 )
 from ntropy_provider.hooks._api import (
+    Call,
+    Exchange,
     RetryCallback,
-    answer_error,
-    create_batch_body,
+    batch_results_call,
+    create_batch_call,
+    get_batch_call,
     item_path,
+    list_page_call,
     list_params,
-    log_answer,
     mask,
     overrides,
-    parse_page,
-    report_retry,
+    parse_batch_result,
+    post_batch_call,
     settings_from_connection,
-    transport_error,
 )
 from ntropy_provider.hooks._async import NtropyAsyncHook
 from ntropy_provider.hooks._connection import (
@@ -50,14 +52,8 @@ from ntropy_provider.hooks._connection import (
     UI_FIELD_BEHAVIOUR,
     NtropyConnectionSettings,
 )
-from ntropy_provider.hooks._http import (
-    attempt_headers,
-    base_headers,
-    dumps,
-    loads,
-    new_request_id,
-)
-from ntropy_provider.hooks._retry import Attempts, RetryEvent, RetryPolicy
+from ntropy_provider.hooks._http import base_headers, dumps, loads
+from ntropy_provider.hooks._retry import RetryEvent, RetryPolicy
 from ntropy_provider.hooks._submit import submit_chunks
 from ntropy_provider.schema import (
     ACCOUNT_HOLDER_TYPES,
@@ -79,6 +75,7 @@ from ntropy_provider.schema import (
 _TRANSPORT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 
 _UNSET: Any = object()
+T = TypeVar("T")
 
 
 def _reached_server(error: Exception) -> bool:
@@ -235,44 +232,40 @@ class NtropyHook(HttpHook):
     ) -> requests.Response:
         settings = self.settings
         session = self.get_conn()
-        attempts = Attempts(method, path, policy or settings.retry, new_request_id=new_request_id)
-        url = settings.base_url + path
+        exchange = Exchange(
+            method,
+            path,
+            params=params,
+            has_body=body is not None,
+            settings=settings,
+            log=self.log,
+            on_retry=self.on_retry,
+            policy=policy,
+        )
         while True:
-            request_id = attempts.begin()
-            started = time.monotonic()
+            headers = exchange.begin()
             try:
                 response = session.request(
                     method,
-                    url,
-                    params=params,
+                    exchange.url,
+                    params=exchange.query,
                     data=body,
-                    headers=attempt_headers(request_id, has_body=body is not None),
+                    headers=headers,
                     timeout=(settings.connect_timeout, settings.timeout),
                     allow_redirects=False,
                 )
             except _TRANSPORT_ERRORS as err:
-                event = attempts.failed(
-                    status=None,
-                    retry_after=None,
-                    reason=type(err).__name__,
-                    reached_server=_reached_server(err),
-                )
-                if event is None:
-                    raise transport_error(attempts, settings, err) from None
+                wait = exchange.no_answer(err, reached_server=_reached_server(err))
             else:
-                status = response.status_code
-                log_answer(self.log, method, path, status, started, request_id)
-                if status < 400:
-                    return response
-                event = attempts.failed(
-                    status=status,
-                    retry_after=response.headers.get(RETRY_AFTER_HEADER),
-                    reason=f"HTTP {status}",
+                wait = exchange.answered(
+                    response.status_code, response.content, response.headers.get(RETRY_AFTER_HEADER)
                 )
-                if event is None:
-                    raise answer_error(attempts, settings, status, response.content)
-            report_retry(self.log, self.on_retry, event, attempts.policy.max_attempts)
-            time.sleep(event.wait)
+                if wait is None:
+                    return response
+            time.sleep(wait)
+
+    def _call(self, call: Call[T]) -> T:
+        return call.parse(self._request(call.method, call.path, params=call.params, body=call.body).content)
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         return loads(self._request(method, path, **kwargs).content)
@@ -280,9 +273,7 @@ class NtropyHook(HttpHook):
     def _iter_pages(self, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
         cursor: str | None = None
         while True:
-            items, cursor = parse_page(
-                self._request("GET", path, params={**params, "cursor": cursor}).content
-            )
+            items, cursor = self._call(list_page_call(path, params, cursor))
             yield from items
             if not cursor:
                 return
@@ -303,8 +294,7 @@ class NtropyHook(HttpHook):
         :raises ValueError: when ``data`` is empty or too large, or ``priority`` unknown.
         :raises NtropyValidationError: when the API refuses an item (the message names item and field).
         """
-        body = create_batch_body(data, operation, priority)
-        return Batch.from_dict(self._json("POST", BATCHES_PATH, body=body))
+        return self._call(create_batch_call(data, operation, priority))
 
     def get_batch(self, batch_id: str) -> Batch:
         """Fetch a batch's status and progress.
@@ -312,7 +302,7 @@ class NtropyHook(HttpHook):
         :param batch_id: the batch id.
         :raises NtropyNotFoundError: when the batch does not exist.
         """
-        return Batch.from_dict(self._json("GET", item_path(BATCHES_PATH, batch_id)))
+        return self._call(get_batch_call(batch_id))
 
     def list_batches(
         self,
@@ -340,7 +330,7 @@ class NtropyHook(HttpHook):
         :param batch_id: the batch id.
         :raises NtropyNotReadyError: while the batch is processing, or after it ended in ``error``.
         """
-        return self._request("GET", item_path(BATCHES_PATH, batch_id) + "/results").content
+        return self._call(batch_results_call(batch_id))
 
     def get_batch_results(self, batch_id: str) -> BatchResult:
         """The results of a completed batch, one EnrichedTransaction per item, in submission order.
@@ -348,7 +338,7 @@ class NtropyHook(HttpHook):
         :param batch_id: the batch id.
         :raises NtropyNotReadyError: while the batch is processing, or after it ended in ``error``.
         """
-        return BatchResult.from_dict(loads(self.get_batch_results_raw(batch_id)))
+        return parse_batch_result(self.get_batch_results_raw(batch_id))
 
     def submit_batches(
         self,
@@ -397,7 +387,7 @@ class NtropyHook(HttpHook):
         )
 
     def _post_batch_body(self, body: bytes) -> Batch:
-        return Batch.from_dict(self._json("POST", BATCHES_PATH, body=body))
+        return self._call(post_batch_call(body))
 
     def wait_for_batches(
         self, batch_ids: Iterable[str], poll_interval: float = 10.0, timeout: float | None = 36_000.0
