@@ -72,3 +72,21 @@ def test_nightly_run_fails_at_once_when_nothing_landed(tmp_path, ntropy_emulator
     assert states["locate_input"] == ("failed", 1), "a missing file is not retried"
     assert states["submit"][0] == "upstream_failed"
     assert ntropy_emulator.stats()["batches_created"] == 0
+
+
+@pytest.mark.usefixtures("airflow_db")
+def test_nightly_run_reads_csv_landings_too(tmp_path, ntropy_emulator, ntropy_connection):
+    day = dt.date(2024, 4, 2)
+    sample_data.write_landing(tmp_path / "landing", day, rows_per_day=60, fmt="csv", seed=4)
+    module = load_dag_module("ntropy_nightly_enrichment")
+
+    assert _run(module, tmp_path, day=day).state == "success"
+    landed = sample_data.transactions_for_date(day, 60, seed=4)
+    valid = [r for r in landed if not validate_transaction(r)]
+    out = tmp_path / "enriched" / f"date={day}"
+    errors = pq.read_table(out / "errors" / "part-0.parquet")
+    ok = pq.read_table(out / "ok" / "part-0.parquet")
+    assert ok.num_rows + errors.num_rows == len(valid)
+    # Holders listed in account_holders.csv were created: only the missing ones error.
+    missing = {r["id"] for r in valid if r["account_holder_id"].startswith(sample_data.MISSING_HOLDER_PREFIX)}
+    assert set(errors.column("transaction_id").to_pylist()) == missing

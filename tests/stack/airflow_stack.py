@@ -489,9 +489,14 @@ class AirflowStack:
             if mine:
                 raise StackError(f"import errors: {json.dumps(mine)[:3000]}")
             try:
-                return self.api("GET", f"/api/v2/dags/{dag_id}")
+                dag = self.api("GET", f"/api/v2/dags/{dag_id}")
+                # The DAG row can exist before its serialized version: a run triggered in between gets
+                # no task instances and "succeeds" at once. Wait for the version and its tasks.
+                versions = self.api("GET", f"/api/v2/dags/{dag_id}/dagVersions")["dag_versions"]
+                tasks = self.api("GET", f"/api/v2/dags/{dag_id}/tasks")["tasks"]
             except StackError:
                 return None
+            return dag if versions and tasks else None
 
         return wait_until(parsed, timeout=timeout, interval=1, what=f"DAG {dag_id} to be parsed")
 
@@ -503,11 +508,14 @@ class AirflowStack:
         """
         self.api("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": paused})
 
-    def trigger(self, dag_id: str, logical_date: str, conf: Mapping[str, Any] | None = None) -> str:
+    def trigger(self, dag_id: str, logical_date: str | None, conf: Mapping[str, Any] | None = None) -> str:
         """Trigger a DAG run through the REST API.
 
+        A logical date before the DAG's ``start_date`` gives a run without task instances (Airflow only
+        creates the tasks that have started by then), which "succeeds" at once.
+
         :param dag_id: the DAG.
-        :param logical_date: ISO 8601, e.g. ``2024-03-01T00:00:00Z``.
+        :param logical_date: ISO 8601, e.g. ``2024-03-01T00:00:00Z``, or None for a run without one.
         :param conf: the run's ``conf`` (DAG params).
         :return: the run id.
         """
