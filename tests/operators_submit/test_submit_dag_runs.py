@@ -3,52 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from dag_run_helpers import load_test_dags, task_states, xcom_value
 
 from ntropy_provider.hooks.ntropy import NtropyHook
-
-DAG_FILE = Path(__file__).resolve().parents[1] / "dags" / "submit_batch_dags.py"
-
-
-def _dags() -> ModuleType:
-    name = "submit_batch_dags"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, DAG_FILE)
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-def _xcom(dag_run: Any, task_id: str) -> Any:
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        row = session.scalars(
-            XComModel.get_many(
-                run_id=dag_run.run_id, dag_ids=dag_run.dag_id, task_ids=task_id, key="return_value"
-            )
-        ).first()
-        assert row is not None, f"no XCom from {task_id}"
-        return XComModel.deserialize_value(row)
-
-
-def _states(dag_run: Any) -> dict[str, tuple[str, int]]:
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        return {ti.task_id: (ti.state, ti.try_number) for ti in dag_run.get_task_instances(session=session)}
 
 
 def _write_parquet(path: Path, rows: int) -> None:
@@ -74,7 +37,7 @@ def _write_parquet(path: Path, rows: int) -> None:
 def test_parquet_file_to_three_batches_with_deferred_sensor(
     airflow_db, ntropy_connection: str, ntropy_emulator, tmp_path: Path
 ) -> None:
-    module = _dags()
+    module = load_test_dags("submit_batch_dags")
     module.SENSOR_EVENTS.clear()
     source = tmp_path / "transactions.parquet"
     _write_parquet(source, 60_003)  # 3 rows with a negative amount: 60,000 valid
@@ -84,8 +47,8 @@ def test_parquet_file_to_three_batches_with_deferred_sensor(
 
     dag_run = module.parquet_dag.test(run_conf={"input_path": str(source), "rejects_path": str(rejects)})
 
-    assert dag_run.state == "success", _states(dag_run)
-    submitted = _xcom(dag_run, "submit")
+    assert dag_run.state == "success", task_states(dag_run)
+    submitted = xcom_value(dag_run, "submit")
     assert len(submitted["batch_ids"]) == 3
     assert (submitted["total"], submitted["rejected"]) == (60_000, 3)
     assert [json.loads(line)["row"] for line in rejects.read_text().splitlines()] == [8, 20_008, 40_008]
@@ -95,22 +58,22 @@ def test_parquet_file_to_three_batches_with_deferred_sensor(
 
     assert len(module.SENSOR_EVENTS) == 1, "the sensor must have deferred and resumed once"
     assert module.SENSOR_EVENTS[0]["status"] == "success"
-    waited = _xcom(dag_run, "wait")
+    waited = xcom_value(dag_run, "wait")
     assert waited["batch_ids"] == submitted["batch_ids"]
     assert [b["status"] for b in waited["batches"]] == ["completed"] * 3
     assert [b["total"] for b in waited["batches"]] == [24_960, 24_960, 10_080]
 
 
 def test_list_and_xcomarg_inputs(airflow_db, ntropy_connection: str, ntropy_emulator) -> None:
-    module = _dags()
+    module = load_test_dags("submit_batch_dags")
     ntropy_emulator.configure(items_per_second=200)
     dag_run = module.xcomarg_dag.test()
-    assert dag_run.state == "success", _states(dag_run)
-    from_xcom = _xcom(dag_run, "submit_xcomarg")
-    from_list = _xcom(dag_run, "submit_list")
+    assert dag_run.state == "success", task_states(dag_run)
+    from_xcom = xcom_value(dag_run, "submit_xcomarg")
+    from_list = xcom_value(dag_run, "submit_list")
     assert (len(from_xcom["batch_ids"]), from_xcom["total"]) == (2, 30)
     assert (len(from_list["batch_ids"]), from_list["total"]) == (1, 5)
-    assert _xcom(dag_run, "wait_list")["batch_ids"] == from_list["batch_ids"]
+    assert xcom_value(dag_run, "wait_list")["batch_ids"] == from_list["batch_ids"]
     results = NtropyHook().get_batch_results(from_list["batch_ids"][0]).results
     assert results[0]["id"] == "x0"
     # Literal rows are data: a description that looks like Jinja must reach the API unrendered.
@@ -120,12 +83,12 @@ def test_list_and_xcomarg_inputs(airflow_db, ntropy_connection: str, ntropy_emul
 def test_task_retry_after_crash_reattaches_instead_of_resubmitting(
     airflow_db, ntropy_connection: str, ntropy_emulator
 ) -> None:
-    module = _dags()
+    module = load_test_dags("submit_batch_dags")
     module.CRASHES.clear()
     dag_run = module.crash_dag.test()
     assert module.CRASHES == [1], "the first try must have crashed after its second POST"
-    assert _states(dag_run)["submit"] == ("success", 2)
-    result = _xcom(dag_run, "submit")
+    assert task_states(dag_run)["submit"] == ("success", 2)
+    result = xcom_value(dag_run, "submit")
     assert len(result["batch_ids"]) == 3
     stats = ntropy_emulator.stats()
     assert stats["batches_created"] == 3, "the retry must re-attach to the batch whose id was never recorded"
@@ -135,10 +98,10 @@ def test_task_retry_after_crash_reattaches_instead_of_resubmitting(
 def test_errored_batches_resubmitted_then_named_in_the_failure(
     airflow_db, ntropy_connection: str, ntropy_emulator, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    module = _dags()
+    module = load_test_dags("submit_batch_dags")
     ntropy_emulator.configure(batch_error_rate=1.0)
     dag_run = module.errors_dag.test()
-    assert _states(dag_run)["submit_and_wait"][0] == "failed"
+    assert task_states(dag_run)["submit_and_wait"][0] == "failed"
     # 2 chunks, each submitted once and resubmitted once (max_batch_error_retries=1): 4 batches.
     stats = ntropy_emulator.stats()
     assert stats["batches_created"] == 4
@@ -151,11 +114,11 @@ def test_errored_batches_resubmitted_then_named_in_the_failure(
 
 
 def test_wait_for_completion_deferred_succeeds(airflow_db, ntropy_connection: str, ntropy_emulator) -> None:
-    module = _dags()
+    module = load_test_dags("submit_batch_dags")
     ntropy_emulator.configure(items_per_second=40)  # ~0.5 s per batch: the operator must defer
     dag_run = module.wait_dag.test()
-    assert _states(dag_run)["submit_and_wait"][0] == "success"
-    result = _xcom(dag_run, "submit_and_wait")
+    assert task_states(dag_run)["submit_and_wait"][0] == "success"
+    result = xcom_value(dag_run, "submit_and_wait")
     assert (len(result["batch_ids"]), result["total"], result["replaced_batch_ids"]) == (2, 30, {})
     assert all(NtropyHook().get_batch(i).status == "completed" for i in result["batch_ids"])
     assert ntropy_emulator.stats()["requests"]["GET /v3/batches/{batch_id}"] >= 4, "checked, deferred, polled"

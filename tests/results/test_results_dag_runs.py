@@ -2,43 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from dag_run_helpers import load_test_dags, task_states, xcom_value
 
 from ntropy_provider.results.datasets import DATA_FILE_NAME
-
-DAG_FILE = Path(__file__).resolve().parents[1] / "dags" / "results_dags.py"
-
-
-def _dags() -> ModuleType:
-    name = "results_dags"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, DAG_FILE)
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-def _xcom(dag_run: Any, task_id: str) -> Any:
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        row = session.scalars(
-            XComModel.get_many(
-                run_id=dag_run.run_id, dag_ids=dag_run.dag_id, task_ids=task_id, key="return_value"
-            )
-        ).first()
-        assert row is not None, f"no XCom from {task_id}"
-        return XComModel.deserialize_value(row)
 
 
 def _asset_events(dag_run: Any) -> dict[str, dict[str, Any]]:
@@ -55,19 +25,12 @@ def _asset_events(dag_run: Any) -> dict[str, dict[str, Any]]:
         return {event.asset.uri: dict(event.extra or {}) for event in events}
 
 
-def _states(dag_run: Any) -> dict[str, str]:
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        return {ti.task_id: ti.state for ti in dag_run.get_task_instances(session=session)}
-
-
 def test_static_output_emits_both_assets_with_row_counts(airflow_db, sample_rows, results_env) -> None:
-    module = _dags()
+    module = load_test_dags("results_dags")
     batch_ids = results_env.submit(sample_rows(80), chunk_size=30)
     dag_run = module.static_dag.test(run_conf={"batch_ids": batch_ids})
-    assert dag_run.state == "success", _states(dag_run)
-    result = _xcom(dag_run, "write_results")
+    assert dag_run.state == "success", task_states(dag_run)
+    result = xcom_value(dag_run, "write_results")
     assert result["ok_rows"] + result["error_rows"] == 80 and result["error_rows"] > 0
     ok_uri, errors_uri = f"file://{module.STATIC_OUTPUT}/ok", f"file://{module.STATIC_OUTPUT}/errors"
     events = _asset_events(dag_run)
@@ -85,11 +48,11 @@ def test_static_output_emits_both_assets_with_row_counts(airflow_db, sample_rows
 def test_templated_output_emits_assets_through_an_alias(
     airflow_db, sample_rows, results_env, tmp_path
 ) -> None:
-    module = _dags()
+    module = load_test_dags("results_dags")
     batch_ids = results_env.submit(sample_rows(40), chunk_size=40)
     dag_run = module.templated_dag.test(run_conf={"batch_ids": batch_ids, "output_root": str(tmp_path)})
-    assert dag_run.state == "success", _states(dag_run)
-    result = _xcom(dag_run, "write_results")
+    assert dag_run.state == "success", task_states(dag_run)
+    result = xcom_value(dag_run, "write_results")
     partition = tmp_path / f"date={dag_run.logical_date:%Y-%m-%d}"
     assert result["ok_path"] == f"file://{partition}/ok"
     events = _asset_events(dag_run)
@@ -100,7 +63,7 @@ def test_templated_output_emits_assets_through_an_alias(
 def test_end_to_end_submit_wait_write_with_input_columns(
     airflow_db, results_env, sample_rows, tmp_path
 ) -> None:
-    module = _dags()
+    module = load_test_dags("results_dags")
     rows = sample_rows(100)
     flat = [
         {
@@ -115,9 +78,9 @@ def test_end_to_end_submit_wait_write_with_input_columns(
     dag_run = module.end_to_end_dag.test(
         run_conf={"input_path": str(source), "output_root": str(tmp_path / "out")}
     )
-    assert dag_run.state == "success", _states(dag_run)
-    result = _xcom(dag_run, "write_results")
-    assert result["batch_ids"] == _xcom(dag_run, "submit")["batch_ids"] and len(result["batch_ids"]) == 3
+    assert dag_run.state == "success", task_states(dag_run)
+    result = xcom_value(dag_run, "write_results")
+    assert result["batch_ids"] == xcom_value(dag_run, "submit")["batch_ids"] and len(result["batch_ids"]) == 3
     partition = tmp_path / "out" / f"date={dag_run.logical_date:%Y-%m-%d}"
     out = pa.concat_tables([pq.read_table(partition / d / DATA_FILE_NAME) for d in ("ok", "errors")])
     assert out.num_rows == 100 == result["ok_rows"] + result["error_rows"]
