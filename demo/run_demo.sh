@@ -9,6 +9,9 @@
 #   DEMO_ROWS        rows of sample data (default: 1000)
 #   NTROPY_API_KEY   set it to use the real API instead of the emulator (NTROPY_API_HOST to change the
 #                    host, e.g. https://api.eu.ntropy.com); sample data is then sent to Ntropy and billed.
+#   DEMO_AIRFLOW_HOME, DEMO_DATA_ROOT   where the Airflow home and the data go (default: airflow_home/
+#                    and demo_data/ in the repo, both git-ignored)
+#   DEMO_SKIP_VENV=1 do not run `make venv` (the tests run the demo from the venv they already use)
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,14 +21,16 @@ DEMO_ROWS="${DEMO_ROWS:-1000}"
 PY="$REPO/.venv/bin/python"
 STARTED=$(date +%s)
 
-make --no-print-directory venv
+if [[ "${DEMO_SKIP_VENV:-0}" != "1" ]]; then
+  make --no-print-directory venv
+fi
 
 export PATH="$REPO/.venv/bin:$PATH"
-export AIRFLOW_HOME="$REPO/airflow_home"
+export AIRFLOW_HOME="${DEMO_AIRFLOW_HOME:-$REPO/airflow_home}"
 export AIRFLOW__CORE__DAGS_FOLDER="$REPO/dags"
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
 export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="sqlite:///$AIRFLOW_HOME/airflow.db"
-export NTROPY_DATA_ROOT="$REPO/demo_data"
+export NTROPY_DATA_ROOT="${DEMO_DATA_ROOT:-$REPO/demo_data}"
 mkdir -p "$AIRFLOW_HOME" "$NTROPY_DATA_ROOT/logs"
 
 EMULATOR_PID=""
@@ -56,7 +61,7 @@ while True:
         break
     except OSError:
         if time.monotonic() > deadline:
-            sys.exit(f"the emulator did not answer at {url} within 30 s (see demo_data/logs/emulator.log)")
+            sys.exit(f"the emulator did not answer at {url} within 30 s (see the data root's logs/emulator.log)")
         time.sleep(0.2)
 EOF
   echo "Local Ntropy emulator on http://127.0.0.1:$PORT (pid $EMULATOR_PID)"
