@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,10 +23,10 @@ from typing import Any
 import psutil
 import requests
 
+from bench._common import API_KEY, emulator_process
 from ntropy_provider.schema import MAX_BATCH_SIZE, TRANSACTIONS_OPERATION
 
 ITEMS_PER_SECOND = 1_000_000
-API_KEY = "bench-key"
 DESCRIPTIONS = [
     "SQ *BLUE BOTTLE COFFEE #{n}",
     "AMZN MKTP US*{n}",
@@ -126,26 +124,6 @@ class Client:
         return elapsed, answer.content, phases
 
 
-def start_emulator() -> tuple[subprocess.Popen[bytes], str]:
-    """Start the CLI emulator on a free loopback port; return the process and its URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "ntropy_provider.emulator", "--port", str(port), "--api-key", API_KEY]
-    command += ["--items-per-second", str(ITEMS_PER_SECOND), "--log-level", "warning"]
-    process = subprocess.Popen(command, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            requests.get(url + "/_emulator/stats", timeout=1)
-            return process, url
-        except requests.ConnectionError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the emulator did not start") from None
-            time.sleep(0.05)
-
-
 def main(argv: list[str] | None = None) -> None:
     """Measure and print.
 
@@ -158,8 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     items = transactions(MAX_BATCH_SIZE)
-    process, url = start_emulator()
-    try:
+    with emulator_process("--items-per-second", str(ITEMS_PER_SECOND), quiet=True) as (process, url):
         client = Client(url)
         client.session.post(
             f"{url}/v3/account_holders", json={"id": "bench-holder", "type": "business"}, timeout=10
@@ -190,9 +167,6 @@ def main(argv: list[str] | None = None) -> None:
             client.round_trip(items)
         grown = rss(process.pid)
         per_batch = (grown - settled) / max(1, args.batches)
-    finally:
-        process.terminate()
-        process.wait(10)
 
     mib = 1024 * 1024
     print(f"emulator round trip of one full batch ({MAX_BATCH_SIZE:,} items, {ITEMS_PER_SECOND:,} items/s)")

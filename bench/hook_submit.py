@@ -11,7 +11,7 @@ Each measurement runs in a fresh subprocess:
 The baseline is ``sdk.batches.create(operation=..., data=chunk)`` called per chunk in a loop, the way the
 SDK is meant to be used for more than one batch. The script prints the ratios; it asserts nothing.
 
-Usage: ``.venv/bin/python bench/hook_submit.py [--rows 250000] [--repeat 3]``
+Usage: ``.venv/bin/python -m bench.hook_submit [--rows 250000] [--repeat 3]``
 """
 
 from __future__ import annotations
@@ -20,18 +20,19 @@ import argparse
 import json
 import os
 import resource
-import socket
 import statistics
 import subprocess
 import sys
 import time
 import tracemalloc
-import urllib.request
 from collections.abc import Iterator
 from itertools import islice
+from pathlib import Path
 from typing import Any
 
-API_KEY = "bench-key"
+from bench._common import API_KEY, emulator_admin, emulator_process
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 CHUNK_SIZE = 24_960
 OPERATION = "POST /v3/transactions"
 
@@ -132,56 +133,13 @@ def worker(side: str, url: str, n: int, trace: bool) -> None:
     print(json.dumps({**measured, "rss_delta_mb": rss_delta_mb, "traced_peak": traced_peak}))
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _admin(url: str, path: str, method: str = "GET") -> Any:
-    request = urllib.request.Request(url + path, method=method)
-    with urllib.request.urlopen(request, timeout=30) as answer:
-        return json.loads(answer.read() or b"null")
-
-
-def _start_emulator() -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ntropy_provider.emulator",
-            "--port",
-            str(port),
-            "--api-key",
-            API_KEY,
-            # Batches stay "processing": the emulator then spends its CPU on the submissions only,
-            # not on building the results of batches that finish during the measurement.
-            "--items-per-second",
-            "1",
-            "--log-level",
-            "warning",
-        ]
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            _admin(url, "/_emulator/stats")
-            return process, url
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise RuntimeError("the emulator did not start") from None
-            time.sleep(0.1)
-
-
 def _run(side: str, url: str, n: int, trace: bool) -> dict[str, Any]:
-    _admin(url, "/_emulator/reset", "POST")
+    emulator_admin(url, "/_emulator/reset", "POST")
     out = subprocess.run(
         [
             sys.executable,
-            __file__,
+            "-m",
+            "bench.hook_submit",
             "--worker",
             side,
             "--url",
@@ -193,9 +151,10 @@ def _run(side: str, url: str, n: int, trace: bool) -> dict[str, Any]:
         capture_output=True,
         text=True,
         check=True,
+        cwd=REPO_ROOT,  # where ``bench`` is importable
     )
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    stats = _admin(url, "/_emulator/stats")
+    stats = emulator_admin(url, "/_emulator/stats")
     if result["total"] != n or stats["transactions_submitted"] != n:
         raise RuntimeError(
             f"{side}: submitted {result['total']} / server saw {stats['transactions_submitted']}"
@@ -215,16 +174,14 @@ def main() -> None:
         worker(args.worker, args.url, args.rows, args.trace)
         return
 
-    emulator, url = _start_emulator()
-    try:
+    # Batches stay "processing" (1 item/s): the emulator then spends its CPU on the submissions only,
+    # not on building the results of batches that finish during the measurement.
+    with emulator_process("--items-per-second", "1") as (_, url):
         timings: dict[str, list[dict[str, Any]]] = {side: [] for side in SIDES}
         for _ in range(args.repeat):
             for side in SIDES:  # interleaved, so that drift affects both sides alike
                 timings[side].append(_run(side, url, args.rows, trace=False))
         traced = {side: _run(side, url, args.rows, trace=True)["traced_peak"] for side in SIDES}
-    finally:
-        emulator.terminate()
-        emulator.wait(timeout=30)
 
     def median(side: str, key: str) -> float:
         return statistics.median(r[key] for r in timings[side])

@@ -15,7 +15,7 @@ Airflow's import heap) while 500 triggers start at once; p99 shows the steady st
 The baseline is the OpenAI provider's pattern: ``requests`` (blocking) inside ``async def run``,
 polling at a fixed interval. A third phase runs BatchTrigger with a fixed interval (no ETA) to
 show what adaptive polling saves on its own.
-Run: ``.venv/bin/python bench/trigger_loop_lag.py`` (about 2 minutes).
+Run: ``.venv/bin/python -m bench.trigger_loop_lag`` (about 2 minutes).
 """
 
 from __future__ import annotations
@@ -27,9 +27,7 @@ import json
 import logging
 import os
 import random
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -37,47 +35,9 @@ from typing import Any
 
 import requests
 
-API_KEY = "bench-key"
+from bench._common import API_KEY, emulator_process, free_port
+
 MONITOR_PERIOD = 0.01
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_emulator(port: int, items_per_second: float, latency_ms: float) -> subprocess.Popen[bytes]:
-    """The emulator in its own process, ready to answer."""
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ntropy_provider.emulator",
-            "--port",
-            str(port),
-            "--api-key",
-            API_KEY,
-            "--items-per-second",
-            str(items_per_second),
-            "--latency-ms",
-            str(latency_ms),
-            "--log-level",
-            "warning",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            requests.get(f"{url}/_emulator/stats", timeout=1).raise_for_status()
-            return process
-        except requests.RequestException:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("the emulator did not start")
 
 
 def create_batches(url: str, count: int, size: int) -> list[str]:
@@ -233,7 +193,7 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     args = parser.parse_args()
 
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     os.environ["AIRFLOW_CONN_NTROPY_DEFAULT"] = json.dumps(
         {"conn_type": "ntropy", "host": url, "password": API_KEY}
@@ -242,8 +202,8 @@ def main() -> int:
 
     logging.getLogger("ntropy_provider").setLevel(logging.WARNING)
     logging.getLogger("airflow").setLevel(logging.WARNING)
-    emulator = start_emulator(port, args.items_per_second, args.latency_ms)
-    try:
+    speed = ("--items-per-second", str(args.items_per_second), "--latency-ms", str(args.latency_ms))
+    with emulator_process(*speed, port=port, quiet=True):
         ours = measure(
             url,
             args,
@@ -261,9 +221,6 @@ def main() -> int:
         )
         baseline_cls = make_baseline_trigger_class()
         baseline = measure(url, args, lambda batch_id: baseline_cls(batch_id, url, args.poll_interval))
-    finally:
-        emulator.terminate()
-        emulator.wait(timeout=10)
 
     rows = [
         ("batches ended / waited for", "ended_ok", "{:.0f}"),
