@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from ntropy_provider.emulator.testing import make_transaction, wait_for
-from ntropy_provider.schema import MAX_BATCH_SIZE, Batch, BatchResult
+from ntropy_provider.schema import MAX_BATCH_SIZE, TRANSACTION_FIELDS, Batch, BatchResult
 
 OPERATION = "POST /v3/transactions"
 
@@ -403,20 +403,10 @@ def test_fuzzed_items_get_200_or_422_never_500(api):
         [1],
         {"a": 1},
     ]
-    fields = [
-        "id",
-        "description",
-        "date",
-        "amount",
-        "entry_type",
-        "currency",
-        "account_holder_id",
-        "location",
-    ]
     statuses = set()
     for round_ in range(60):
         item = make_transaction(round_)
-        for name in rng.sample(fields, rng.randint(1, 3)):
+        for name in rng.sample(TRANSACTION_FIELDS, rng.randint(1, 3)):
             item[name] = rng.choice(values)
         if rng.random() < 0.2:
             item["location"] = {"raw_address": rng.choice(values), "country": rng.choice(values)}
