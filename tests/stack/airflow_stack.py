@@ -268,7 +268,18 @@ class Database:
             finally:
                 conn.close()
 
-        run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        # Databases of earlier sessions that were killed before their teardown: their process is gone.
+        conn = psycopg2.connect(connect_timeout=5, **admin)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT datname FROM pg_database WHERE datname LIKE 'ntropy_stack_%'")
+                stale = [row[0] for row in cur.fetchall()]
+        finally:
+            conn.close()
+        for old in stale:
+            suffix = old.removeprefix("ntropy_stack_")
+            if old == name or (suffix.isdigit() and not psutil.pid_exists(int(suffix))):
+                run(f'DROP DATABASE IF EXISTS "{old}" WITH (FORCE)')
         run(f'CREATE DATABASE "{name}"')
         url = f"postgresql+psycopg2://{user}:{password}@{LOOPBACK}:5432/{name}"
         return cls("postgresql", url, drop=lambda: run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
