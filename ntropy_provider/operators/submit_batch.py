@@ -1,26 +1,52 @@
-"""SubmitBatchOperator: validate transactions, submit them as Ntropy batches, never twice."""
+"""SubmitBatchOperator: validate transactions, submit them as Ntropy batches, never twice.
+
+The operator orchestrates; the input's chunk plan lives in :mod:`ntropy_provider.io.chunk_plan`, the
+crash-safe records of what each chunk became in :mod:`ntropy_provider.operators._submission_ledger`,
+and its failures in :mod:`ntropy_provider.operators.submit_errors` (all re-exported here).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from airflow.configuration import conf
 from airflow.sdk import BaseOperator
 
+from ntropy_provider.io.chunk_plan import (
+    SHOWN_INVALID_ROWS,
+    ChunkPlan,
+    ScanResult,
+    iter_valid_transactions,
+    scan,
+)
 from ntropy_provider.io.rejects import RejectsWriter
 from ntropy_provider.io.transactions_source import Fingerprint, SourceRow, describe_source, iter_rows
+from ntropy_provider.operators._submission_ledger import (
+    CLOCK_SKEW,
+    ON_INPUT_CHANGE_MODES,
+    STATE_CHUNK_KEY,
+    STATE_PLAN_KEY,
+    STATE_WAIT_KEY,
+    ChunkState,
+    StateStore,
+    SubmissionLedger,
+)
+from ntropy_provider.operators.submit_errors import (
+    BatchesInErrorError,
+    InputChangedError,
+    InvalidInputError,
+    NtropySubmitError,
+)
 from ntropy_provider.schema import (
     MAX_BATCH_SIZE,
     OPERATIONS,
     PRIORITIES,
     TRANSACTIONS_OPERATION,
     Batch,
-    format_datetime,
-    parse_datetime,
 )
 from ntropy_provider.triggers.batch import BatchTrigger
 from ntropy_provider.triggers.progress import ProgressTracker, next_poll_interval
@@ -28,126 +54,28 @@ from ntropy_provider.triggers.progress import ProgressTracker, next_poll_interva
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+# The names this module offered before the ledger, the chunk plan and the errors moved out stay
+# importable from here: DAGs and tests import them from this module.
+__all__ = [
+    "CLOCK_SKEW",
+    "ON_INPUT_CHANGE_MODES",
+    "ON_INVALID_MODES",
+    "SHOWN_INVALID_ROWS",
+    "STATE_CHUNK_KEY",
+    "STATE_PLAN_KEY",
+    "STATE_WAIT_KEY",
+    "BatchesInErrorError",
+    "ChunkPlan",
+    "ChunkState",
+    "InputChangedError",
+    "InvalidInputError",
+    "NtropySubmitError",
+    "ScanResult",
+    "SubmitBatchOperator",
+]
+
 #: ``on_invalid`` values.
 ON_INVALID_MODES: tuple[str, ...] = ("fail", "quarantine")
-#: ``on_input_change`` values.
-ON_INPUT_CHANGE_MODES: tuple[str, ...] = ("fail", "resubmit")
-#: task_state_store keys; renaming them breaks the recovery of tries already in flight.
-STATE_PLAN_KEY = "ntropy_submit_plan"
-STATE_CHUNK_KEY = "ntropy_submit_chunk_{index}"
-STATE_WAIT_KEY = "ntropy_submit_wait"
-#: How far before a recorded intent a batch's server-side ``created_at`` may lie (clock skew).
-CLOCK_SKEW = dt.timedelta(minutes=5)
-#: Invalid rows listed in the failure message of ``on_invalid="fail"``.
-SHOWN_INVALID_ROWS = 10
-
-
-class NtropySubmitError(Exception):
-    """Base of the operator's own failures (bad input, changed input, batches in error)."""
-
-
-class InvalidInputError(NtropySubmitError, ValueError):
-    """Rows break the API's rules and ``on_invalid="fail"``: nothing was sent."""
-
-
-class InputChangedError(NtropySubmitError):
-    """The input differs from what an earlier try of this task instance submitted."""
-
-
-class BatchesInErrorError(NtropySubmitError):
-    """Batches ended in ``error`` and the resubmission budget is spent."""
-
-
-@dataclass(slots=True)
-class ChunkPlan:
-    """One chunk of valid rows: its size and the fingerprint of its transaction ids."""
-
-    index: int
-    size: int
-    fingerprint: str
-
-
-@dataclass(slots=True)
-class ScanResult:
-    """What a validation pass over the whole input found."""
-
-    rows: int = 0
-    valid: int = 0
-    rejected: int = 0
-    chunks: list[ChunkPlan] = field(default_factory=list)
-    first_invalid: list[SourceRow] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class ChunkState:
-    """What the task state store knows about one chunk (survives task tries).
-
-    :param size: rows in the chunk.
-    :param fingerprint: hash of its transaction ids, in order.
-    :param intent_at: when a POST of the chunk was last about to be sent (ISO 8601), else ``None``.
-    :param batch_id: the batch that holds it, once known.
-    :param replaced: earlier batches of this chunk that ended in ``error`` and were resubmitted.
-    :param attempt: 0 for the first submission, n for the n-th resubmission.
-    """
-
-    size: int
-    fingerprint: str
-    intent_at: str | None = None
-    batch_id: str | None = None
-    replaced: list[str] = field(default_factory=list)
-    attempt: int = 0
-
-    def to_json(self) -> dict[str, Any]:
-        """The JSON value stored."""
-        return {
-            "size": self.size,
-            "fingerprint": self.fingerprint,
-            "intent_at": self.intent_at,
-            "batch_id": self.batch_id,
-            "replaced": list(self.replaced),
-            "attempt": self.attempt,
-        }
-
-    @classmethod
-    def from_json(cls, value: dict[str, Any]) -> ChunkState:
-        """Read a stored value.
-
-        :param value: what :meth:`to_json` stored.
-        """
-        return cls(
-            size=int(value["size"]),
-            fingerprint=str(value["fingerprint"]),
-            intent_at=value.get("intent_at"),
-            batch_id=value.get("batch_id"),
-            replaced=list(value.get("replaced") or []),
-            attempt=int(value.get("attempt") or 0),
-        )
-
-
-class _StateStore:
-    """The task state store, or a dict when there is none (crash recovery is then off)."""
-
-    def __init__(self, accessor: Any, retention: dt.timedelta | None) -> None:
-        self._accessor = accessor
-        self._retention = retention
-        self._memory: dict[str, Any] = {}
-
-    @property
-    def durable(self) -> bool:
-        return self._accessor is not None
-
-    def get(self, key: str) -> Any:
-        if self._accessor is None:
-            return self._memory.get(key)
-        return self._accessor.get(key)
-
-    def set(self, key: str, value: Any) -> None:
-        if self._accessor is None:
-            self._memory[key] = value
-        elif self._retention is None:
-            self._accessor.set(key, value)
-        else:
-            self._accessor.set(key, value, retention=self._retention)
 
 
 class SubmitBatchOperator(BaseOperator):
@@ -281,7 +209,7 @@ class SubmitBatchOperator(BaseOperator):
         self.reconcile_timeout = reconcile_timeout
         self.on_input_change = on_input_change
         self.state_retention = state_retention
-        self._memory_state: _StateStore | None = None
+        self._memory_ledger: SubmissionLedger | None = None
 
     # ----------------------------------------------------------------------------------------------
     # Airflow plumbing
@@ -301,18 +229,22 @@ class SubmitBatchOperator(BaseOperator):
 
         return NtropyHook(ntropy_conn_id=self.ntropy_conn_id)
 
-    def _state(self, context: Context) -> _StateStore:
+    def _ledger(self, context: Context) -> SubmissionLedger:
         accessor = context.get("task_state_store")  # type: ignore[call-overload]
         if accessor is not None:
-            return _StateStore(accessor, self.state_retention)
+            return SubmissionLedger(
+                StateStore(accessor, self.state_retention), operation=self.operation, log=self.log
+            )
         # Without a state store the bookkeeping lives in this object: enough for one try, not for a retry.
-        if self._memory_state is None:
+        if self._memory_ledger is None:
             self.log.warning(
                 "task_state_store is not available (Airflow < 3.3?): a retry of this task cannot recognise "
                 "batches that an earlier try submitted, and may submit them again"
             )
-            self._memory_state = _StateStore(None, self.state_retention)
-        return self._memory_state
+            self._memory_ledger = SubmissionLedger(
+                StateStore(None, self.state_retention), operation=self.operation, log=self.log
+            )
+        return self._memory_ledger
 
     # ----------------------------------------------------------------------------------------------
     # Reading and validating
@@ -326,37 +258,11 @@ class SubmitBatchOperator(BaseOperator):
 
         :raises InvalidInputError: with ``on_invalid="fail"``, naming the first invalid rows.
         """
-        result = ScanResult()
-        current = Fingerprint()
-        writer = RejectsWriter(self.rejects_path) if self.on_invalid == "quarantine" else None
-
-        def close_chunk() -> None:
-            nonlocal current
-            result.chunks.append(ChunkPlan(len(result.chunks), current.size, current.hexdigest()))
-            current = Fingerprint()
-
-        def consume(rows: Iterator[SourceRow]) -> None:
-            for source_row in rows:
-                result.rows += 1
-                if not source_row.valid:
-                    result.rejected += 1
-                    if writer is not None:
-                        writer.write(source_row)
-                    elif len(result.first_invalid) < SHOWN_INVALID_ROWS:
-                        result.first_invalid.append(source_row)
-                    continue
-                result.valid += 1
-                current.add(source_row.transaction["id"])  # type: ignore[index]
-                if current.size == self.chunk_size:
-                    close_chunk()
-
-        if writer is not None:
-            with writer:
-                consume(self._rows())
+        if self.on_invalid == "quarantine":
+            with RejectsWriter(self.rejects_path) as writer:
+                result = scan(self._rows(), chunk_size=self.chunk_size, rejects=writer)
         else:
-            consume(self._rows())
-        if current.size:
-            close_chunk()
+            result = scan(self._rows(), chunk_size=self.chunk_size)
         self.log.info(
             "Read %d row(s) from %s: %d valid in %d chunk(s), %d rejected",
             result.rows,
@@ -365,7 +271,7 @@ class SubmitBatchOperator(BaseOperator):
             len(result.chunks),
             result.rejected,
         )
-        if result.rejected and writer is None:
+        if result.rejected and self.on_invalid != "quarantine":
             shown = "\n".join(
                 f"  row {r.row}: " + "; ".join(str(e) for e in r.errors) for r in result.first_invalid
             )
@@ -376,139 +282,45 @@ class SubmitBatchOperator(BaseOperator):
             )
         return result
 
-    def _valid_transactions(self, fingerprints: dict[int, Fingerprint]) -> Iterator[dict[str, Any]]:
-        """The valid rows again, in the same order, fingerprinting each chunk as it streams past."""
-        index, current = 0, Fingerprint()
-        fingerprints[0] = current
-        for source_row in self._rows():
-            if not source_row.valid:
-                continue
-            transaction = source_row.transaction
-            current.add(transaction["id"])  # type: ignore[index]
-            yield transaction  # type: ignore[misc]
-            if current.size == self.chunk_size:
-                index, current = index + 1, Fingerprint()
-                fingerprints[index] = current
+    def _load_states(self, ledger: SubmissionLedger, plan: ScanResult) -> dict[int, ChunkState]:
+        return ledger.load(plan, chunk_size=self.chunk_size, on_input_change=self.on_input_change)
 
-    # ----------------------------------------------------------------------------------------------
-    # The state of each chunk across tries
-    # ----------------------------------------------------------------------------------------------
-    def _load_states(self, store: _StateStore, plan: ScanResult) -> dict[int, ChunkState]:
-        states: dict[int, ChunkState] = {}
-        for chunk in plan.chunks:
-            stored = store.get(STATE_CHUNK_KEY.format(index=chunk.index))
-            fresh = ChunkState(size=chunk.size, fingerprint=chunk.fingerprint)
-            if not stored:
-                states[chunk.index] = fresh
-                continue
-            state = ChunkState.from_json(stored)
-            if state.fingerprint != chunk.fingerprint or state.size != chunk.size:
-                where = f"batch {state.batch_id}" if state.batch_id else "a batch whose id was not recorded"
-                message = (
-                    f"Chunk {chunk.index} differs from what an earlier try of this task submitted as {where} "
-                    f"({state.size} rows, fingerprint {state.fingerprint}; now {chunk.size} rows, "
-                    f"fingerprint {chunk.fingerprint}): the input or chunk_size changed between tries."
-                )
-                if self.on_input_change == "fail":
-                    raise InputChangedError(
-                        message + " Restore the input, or set on_input_change='resubmit' to submit the "
-                        "new content (the earlier batches stay on Ntropy and were charged)."
-                    )
-                self.log.warning("%s Submitting the new content (on_input_change='resubmit').", message)
-                states[chunk.index] = fresh
-                continue
-            states[chunk.index] = state
-        store.set(
-            STATE_PLAN_KEY,
-            {"chunks": len(plan.chunks), "chunk_size": self.chunk_size, "valid": plan.valid},
-        )
-        return states
-
-    def _save(self, store: _StateStore, index: int, state: ChunkState) -> None:
-        store.set(STATE_CHUNK_KEY.format(index=index), state.to_json())
-
-    # ----------------------------------------------------------------------------------------------
-    # Reconciling intents whose outcome was never recorded
-    # ----------------------------------------------------------------------------------------------
-    def reconcile(self, hook: Any, store: _StateStore, states: dict[int, ChunkState]) -> None:
-        """Decide, for every chunk with an intent but no batch id, whether its batch exists.
-
-        Candidates are batches created since the earliest such intent (less ``CLOCK_SKEW``), not known
-        to this task, with the chunk's size. They are waited for, and the results of completed ones are
-        matched against the chunks' fingerprints. Matched chunks get their batch id; the others get
-        their intent cleared, so they are sent.
-        """
-        unresolved = {i: s for i, s in states.items() if s.intent_at and not s.batch_id}
-        if not unresolved:
-            return
-        known = {s.batch_id for s in states.values() if s.batch_id}
-        known.update(old for s in states.values() for old in s.replaced)
-        since = min(parse_datetime(s.intent_at) for s in unresolved.values()) - CLOCK_SKEW  # type: ignore[arg-type]
-        sizes = {s.size for s in unresolved.values()}
-        candidates = [
-            b
-            for b in hook.list_batches(created_after=since)
-            if b.id not in known and b.total in sizes and b.operation == self.operation
-        ]
-        self.log.warning(
-            "An earlier try crashed while submitting chunk(s) %s: %d candidate batch(es) created since %s "
-            "have a matching size: %s",
-            sorted(unresolved),
-            len(candidates),
-            format_datetime(since),
-            ", ".join(b.id for b in candidates) or "none",
-        )
-        matched: dict[int, str] = {}
-        if candidates:
-            matched = self._match_by_results(hook, unresolved, candidates)
-        for index, state in unresolved.items():
-            if index in matched:
-                state.batch_id = matched[index]
-                self.log.info("Chunk %d: re-attached to batch %s", index, state.batch_id)
-            else:
-                self.log.info("Chunk %d: no batch holds it; it will be sent", index)
-            state.intent_at = None
-            self._save(store, index, state)
-
-    def _match_by_results(
-        self, hook: Any, unresolved: dict[int, ChunkState], candidates: list[Batch]
-    ) -> dict[int, str]:
-        ended = self._wait(
-            hook, [b.id for b in candidates], timeout=self.reconcile_timeout, purpose="identify candidates"
-        )
-        by_fingerprint = {s.fingerprint: i for i, s in unresolved.items()}
-        matched: dict[int, str] = {}
-        for batch in ended:
-            if batch.status != "completed":
-                self.log.warning(
-                    "Candidate batch %s ended in %s: it cannot be identified", batch.id, batch.status
-                )
-                continue
-            results = hook.get_batch_results(batch.id)
-            fingerprint = Fingerprint()
-            for item in results.results:
-                fingerprint.add(item.get("id"))
-            index = by_fingerprint.get(fingerprint.hexdigest())
-            if index is not None and index not in matched:
-                matched[index] = batch.id
-        return matched
+    def _reconcile(self, hook: Any, ledger: SubmissionLedger, states: dict[int, ChunkState]) -> None:
+        # Candidates are identified by their results, so they must end first: wait as long as allowed.
+        wait = partial(self._wait, hook, timeout=self.reconcile_timeout, purpose="identify candidates")
+        ledger.reconcile(hook, states, wait)
 
     # ----------------------------------------------------------------------------------------------
     # Submitting
     # ----------------------------------------------------------------------------------------------
-    def record_intent(self, store: _StateStore, index: int, state: ChunkState) -> None:
-        """Record, before its POST, that chunk ``index`` is about to be sent."""
-        state.intent_at = format_datetime(dt.datetime.now(dt.UTC))
-        self._save(store, index, state)
+    # record_intent / record_submitted stay on the operator (not only on the ledger) so that a subclass
+    # can observe or interrupt the two moments a crash matters: the tests simulate worker deaths there.
+    def record_intent(self, ledger: SubmissionLedger, index: int, state: ChunkState) -> None:
+        """Record, before its POST, that chunk ``index`` is about to be sent.
 
-    def record_submitted(self, store: _StateStore, index: int, state: ChunkState, batch: Batch) -> None:
-        """Record, right after the POST was answered, the batch that holds chunk ``index``."""
-        state.batch_id = batch.id
-        state.intent_at = None
-        self._save(store, index, state)
+        :param ledger: the task instance's submission records.
+        :param index: the chunk's position.
+        :param state: its state, updated in place.
+        """
+        ledger.record_intent(index, state)
+
+    def record_submitted(self, ledger: SubmissionLedger, index: int, state: ChunkState, batch: Batch) -> None:
+        """Record, right after the POST was answered, the batch that holds chunk ``index``.
+
+        :param ledger: the task instance's submission records.
+        :param index: the chunk's position.
+        :param state: its state, updated in place.
+        :param batch: the batch the API created for it.
+        """
+        ledger.record_submitted(index, state, batch)
 
     def _submit(
-        self, hook: Any, store: _StateStore, plan: ScanResult, states: dict[int, ChunkState], send: set[int]
+        self,
+        hook: Any,
+        ledger: SubmissionLedger,
+        plan: ScanResult,
+        states: dict[int, ChunkState],
+        send: set[int],
     ) -> None:
         """Send the chunks in ``send`` (every other chunk is consumed from the input but not sent)."""
         if not send:
@@ -523,10 +335,10 @@ class SubmitBatchOperator(BaseOperator):
                     f"Chunk {index} changed while the task was reading it ({size} rows, planned "
                     f"{planned.size}): the input was modified during the run. Nothing more is sent."
                 )
-            self.record_intent(store, index, states[index])
+            self.record_intent(ledger, index, states[index])
 
         def on_submitted(index: int, batch: Batch) -> None:
-            self.record_submitted(store, index, states[index], batch)
+            self.record_submitted(ledger, index, states[index], batch)
             self.log.info("Chunk %d (%d rows): batch %s", index, batch.total, batch.id)
 
         skip = frozenset(i for i in range(len(plan.chunks)) if i not in send)
@@ -534,7 +346,7 @@ class SubmitBatchOperator(BaseOperator):
             "Submitting %d chunk(s) of %d (%d already known)", len(send), len(plan.chunks), len(skip)
         )
         hook.submit_batches(
-            self._valid_transactions(fingerprints),
+            iter_valid_transactions(self._rows(), chunk_size=self.chunk_size, fingerprints=fingerprints),
             chunk_size=self.chunk_size,
             priority=self.priority,
             max_concurrency=self.max_concurrency,
@@ -558,16 +370,16 @@ class SubmitBatchOperator(BaseOperator):
         }
         if not plan.chunks:
             return {"batch_ids": [], **summary, "replaced_batch_ids": {}}
-        store = self._state(context)
-        states = self._load_states(store, plan)
+        ledger = self._ledger(context)
+        states = self._load_states(ledger, plan)
         hook = self.get_hook()
-        self.reconcile(hook, store, states)
+        self._reconcile(hook, ledger, states)
         known = [i for i, s in states.items() if s.batch_id]
         if known:
             self.log.info(
                 "Re-attached to %d batch(es) submitted by an earlier try: chunks %s", len(known), known
             )
-        self._submit(hook, store, plan, states, {i for i, s in states.items() if not s.batch_id})
+        self._submit(hook, ledger, plan, states, {i for i, s in states.items() if not s.batch_id})
         return self._result(states, summary)
 
     @staticmethod
@@ -612,10 +424,10 @@ class SubmitBatchOperator(BaseOperator):
         :raises BatchesInErrorError: naming every batch that stays in error when the budget is spent.
         """
         plan = self.scan()
-        store = self._state(context)
-        states = self._load_states(store, plan)
+        ledger = self._ledger(context)
+        states = self._load_states(ledger, plan)
         hook = self.get_hook()
-        self.reconcile(hook, store, states)
+        self._reconcile(hook, ledger, states)
         by_batch = {s.batch_id: i for i, s in states.items()}
         retry: set[int] = set()
         stuck: list[str] = []
@@ -641,20 +453,12 @@ class SubmitBatchOperator(BaseOperator):
                 state.attempt + 1,
                 self.max_batch_error_retries,
             )
-            state.replaced.append(state.batch_id)  # type: ignore[arg-type]
-            state.batch_id = None
-            state.attempt += 1
-            self._save(store, index, state)
-        self._submit(hook, store, plan, states, retry)
+            ledger.record_replaced(index, state)
+        self._submit(hook, ledger, plan, states, retry)
         return bool(retry)
 
     def _current_result(self, context: Context, summary: dict[str, Any]) -> dict[str, Any]:
-        store = self._state(context)
-        plan = store.get(STATE_PLAN_KEY) or {"chunks": 0}
-        states = {
-            i: ChunkState.from_json(store.get(STATE_CHUNK_KEY.format(index=i))) for i in range(plan["chunks"])
-        }
-        return self._result(states, summary)
+        return self._result(self._ledger(context).recorded(), summary)
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Submit; with ``wait_for_completion``, wait (deferred or polling) and resubmit errored batches."""
@@ -688,7 +492,7 @@ class SubmitBatchOperator(BaseOperator):
             result = self._current_result(context, summary)
         # The deadline and counts travel both as method kwargs (the triggerer keeps them) and in the
         # state store (dag.test() drops method kwargs on resume).
-        self._state(context).set(STATE_WAIT_KEY, {"deadline": deadline, "summary": summary})
+        self._ledger(context).save_wait(deadline, summary)
         self.defer(
             trigger=BatchTrigger(
                 batch_ids=result["batch_ids"],
@@ -717,8 +521,7 @@ class SubmitBatchOperator(BaseOperator):
         :param summary: the counts of the submission, carried across deferrals.
         """
         if summary is None:
-            stored = self._state(context).get(STATE_WAIT_KEY) or {}
-            summary, deadline = stored.get("summary") or {}, stored.get("deadline")
+            summary, deadline = self._ledger(context).load_wait()
         status = event.get("status")
         self.log.info("%s", event.get("message"))
         if status == "success":
