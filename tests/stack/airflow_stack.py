@@ -348,7 +348,7 @@ class AirflowStack:
 
     # ---------------------------------------------------------------- processes
     def _argv(self, subcommand: str) -> list[str]:
-        argv = [str(VENV_BIN / "airflow"), subcommand]
+        argv = [str(VENV_BIN / "airflow"), subcommand, *stack_config.COMPONENT_ARGS[subcommand]]
         if subcommand == "api-server":
             argv += ["--host", LOOPBACK, "--port", str(self.api_port), "--workers", "1"]
         return argv

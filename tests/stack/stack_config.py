@@ -19,6 +19,16 @@ AIRFLOW_COMPONENTS: dict[str, str] = {
     "airflow-triggerer": "triggerer",
 }
 
+#: Options of each subcommand, in both deployments. Task and trigger logs are read from a shared folder
+#: (a volume in compose), so no component serves them over HTTP: the serve-logs servers would listen on
+#: every interface at fixed ports (8793, 8794), which neither loopback-only tests nor parallel sessions want.
+COMPONENT_ARGS: dict[str, tuple[str, ...]] = {
+    "api-server": (),
+    "scheduler": ("--skip-serve-logs",),
+    "dag-processor": (),
+    "triggerer": ("--skip-serve-logs",),
+}
+
 #: Compose service of the local Ntropy API emulator.
 EMULATOR_SERVICE = "ntropy-emulator"
 #: Compose service of the metadata database.

@@ -55,7 +55,8 @@ def test_every_service_the_harness_runs_exists(compose):
 def test_each_component_runs_the_same_airflow_subcommand(compose, service):
     command = compose["services"][service]["command"]
     words = command if isinstance(command, list) else shlex.split(command)
-    assert words[0] == stack_config.AIRFLOW_COMPONENTS[service]
+    subcommand = stack_config.AIRFLOW_COMPONENTS[service]
+    assert words == [subcommand, *stack_config.COMPONENT_ARGS[subcommand]]
     # The image's entrypoint prefixes "airflow"; the service must not replace it.
     assert "entrypoint" not in compose["services"][service]
 
@@ -121,6 +122,8 @@ def test_emulator_runs_like_the_harness_emulator(compose):
 def test_dags_are_mounted_where_airflow_reads_them(compose):
     for service in AIRFLOW_SERVICES:
         definition = compose["services"][service]
+        # Logs are not served over HTTP (--skip-serve-logs): every component shares the log folder.
+        assert any(v.endswith(":/opt/airflow/logs") for v in definition["volumes"])
         dags_folder = definition["environment"]["AIRFLOW__CORE__DAGS_FOLDER"]
         data_root = definition["environment"]["NTROPY_DATA_ROOT"]
         assert f"./dags:{dags_folder}" in definition["volumes"]

@@ -133,6 +133,8 @@ def test_triggered_run_succeeds_with_parquet_outputs(nightly: Nightly):
     assert {"transaction_id", "category_general", "counterparty_name", "input_amount"} <= set(ok.column_names)
     rejected = [json.loads(line) for line in (out / "rejects.jsonl").read_text().splitlines()]
     assert all(r["errors"] and r["reason"] and r["data"]["id"] for r in rejected), rejected[:2]
+    # Task logs are read from the shared log folder (no component serves them over HTTP).
+    assert "accepted as batch" in nightly.stack.task_log(NIGHTLY, outcome.run_id, "submit", 1)
 
 
 def test_triggerer_killed_while_the_sensor_is_deferred(nightly: Nightly, airflow_stack: AirflowStack):
