@@ -87,6 +87,19 @@ def _read_column(path: ObjectStoragePath, column: str) -> list[Any]:
         return pa_csv.read_csv(handle, convert_options=options).column(column).to_pylist()
 
 
+def _count_rows(path: ObjectStoragePath) -> int:
+    """Rows in a Parquet file (from its footer) or a CSV file (streamed, one column parsed)."""
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+    import pyarrow.parquet as pq
+
+    with path.open("rb") as handle:
+        if path.name.endswith(".parquet"):
+            return int(pq.read_metadata(handle).num_rows)
+        options = pa_csv.ConvertOptions(include_columns=["id"], column_types={"id": pa.string()})
+        return sum(batch.num_rows for batch in pa_csv.open_csv(handle, convert_options=options))
+
+
 with DAG(
     dag_id="ntropy_nightly_enrichment",
     description="Enrich the day's landed transactions with Ntropy and write them as Parquet",
@@ -175,21 +188,25 @@ with DAG(
     )
 
     @task(outlets=[ENRICHED_OK, ENRICHED_ERRORS])
-    def publish(submitted: dict[str, Any], written: dict[str, Any], ds: str):
-        """Check that no row was lost, then emit the asset events with the day's paths and counts."""
+    def publish(transactions_path: str, submitted: dict[str, Any], written: dict[str, Any], ds: str):
+        """Check that every landed row is ok, errored or rejected, then emit the asset events."""
+        landed = _count_rows(ObjectStoragePath(transactions_path))
         ok_rows, error_rows = int(written["ok_rows"]), int(written["error_rows"])
-        sent, rejected = int(submitted["total"]), int(submitted["rejected"])
-        if ok_rows + error_rows != sent:
-            raise ValueError(f"{ds}: {sent} rows were sent but {ok_rows} ok + {error_rows} errored came back")
+        rejected = int(submitted["rejected"])
+        if ok_rows + error_rows + rejected != landed:
+            raise ValueError(
+                f"{ds}: {landed} rows landed but {ok_rows} ok + {error_rows} errored + {rejected} rejected "
+                "were accounted for"
+            )
         counts = {
             "ok_rows": ok_rows,
             "error_rows": error_rows,
             "rejected_rows": rejected,
-            "input_rows": sent + rejected,
+            "input_rows": landed,
         }
         log.info("%s: %s", ds, counts)
         yield Metadata(ENRICHED_OK, extra={"date": ds, "path": str(written["ok_path"]), **counts})
         yield Metadata(ENRICHED_ERRORS, extra={"date": ds, "path": str(written["errors_path"]), **counts})
 
     chain(holders, submit)
-    publish(submit.output, write_results.output)
+    publish(located, submit.output, write_results.output)

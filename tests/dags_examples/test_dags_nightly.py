@@ -90,3 +90,16 @@ def test_nightly_run_reads_csv_landings_too(tmp_path, ntropy_emulator, ntropy_co
     # Holders listed in account_holders.csv were created: only the missing ones error.
     missing = {r["id"] for r in valid if r["account_holder_id"].startswith(sample_data.MISSING_HOLDER_PREFIX)}
     assert set(errors.column("transaction_id").to_pylist()) == missing
+
+
+def test_publish_refuses_counts_that_do_not_add_up(data_root):
+    module = load_dag_module("ntropy_nightly_enrichment")
+    publish = module.dag.get_task("publish").python_callable
+    landed = str(data_root / "landing" / f"date={DAY}" / "transactions.parquet")
+    written = {"ok_rows": 100, "error_rows": 5, "ok_path": "file:///x/ok", "errors_path": "file:///x/errors"}
+
+    with pytest.raises(ValueError, match="120 rows landed but 100 ok \\+ 5 errored \\+ 1 rejected"):
+        list(publish(landed, {"total": 105, "rejected": 1}, written, DAY.isoformat()))
+    events = list(publish(landed, {"total": 105, "rejected": 15}, written, DAY.isoformat()))
+    assert [e.extra["input_rows"] for e in events] == [120, 120]
+    assert [e.extra["path"] for e in events] == ["file:///x/ok", "file:///x/errors"]
