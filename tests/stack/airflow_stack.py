@@ -228,11 +228,13 @@ class Database:
     :param kind: ``postgresql`` or ``sqlite``.
     :param url: the SQLAlchemy URL.
     :param drop: drops the database at teardown (PostgreSQL only).
+    :param why: why this kind was chosen, shown in the session summary.
     """
 
     kind: str
     url: str
     drop: Callable[[], None] = field(default=lambda: None)
+    why: str = ""
 
     @classmethod
     def create(cls, workdir: Path) -> Database:
@@ -243,12 +245,16 @@ class Database:
 
         :param workdir: where a SQLite file goes.
         """
-        if os.environ.get("NTROPY_STACK_DB", "").lower() != "sqlite" and _port_open(LOOPBACK, 5432):
+        if os.environ.get("NTROPY_STACK_DB", "").lower() == "sqlite":
+            why = "NTROPY_STACK_DB=sqlite"
+        elif not _port_open(LOOPBACK, 5432):
+            why = f"no PostgreSQL answers at {LOOPBACK}:5432"
+        else:
             try:
                 return cls._create_postgres()
-            except Exception as err:  # reachable but unusable (auth): fall back, and say so
-                print(f"[stack] PostgreSQL at {LOOPBACK}:5432 is not usable ({err}); using SQLite")
-        return cls("sqlite", f"sqlite:///{workdir / 'airflow.db'}")
+            except Exception as err:  # reachable but unusable (auth, driver): fall back, and say so
+                why = f"PostgreSQL at {LOOPBACK}:5432 is not usable ({err})"
+        return cls("sqlite", f"sqlite:///{workdir / 'airflow.db'}", why=why)
 
     @classmethod
     def _create_postgres(cls) -> Database:

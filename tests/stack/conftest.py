@@ -67,7 +67,9 @@ def airflow_stack(
     try:
         stack.start()
         _SUMMARY.append(
-            f"airflow stack: database={database.kind}, healthy after {stack.startup_seconds:.1f}s "
+            f"airflow stack: database={database.kind}"
+            + (f" ({database.why})" if database.why else "")
+            + f", healthy after {stack.startup_seconds:.1f}s "
             f"(db migrate included), logs in {stack_workdir / 'logs'}"
         )
         yield stack
