@@ -10,7 +10,12 @@ from typing import TYPE_CHECKING, Any
 from airflow.configuration import conf
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.bases.sensor import PokeReturnValue
-from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
+from airflow.sdk.exceptions import (
+    AirflowException,
+    AirflowFailException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+)
 
 from ntropy_provider.schema import Batch, BatchStatus
 from ntropy_provider.triggers.batch import BatchTrigger
@@ -130,7 +135,14 @@ class BatchSensor(BaseSensorOperator):
         batches = self._check(ids)
         if all(b.is_terminal for b in batches):
             self.log.info("Every batch had already ended; not deferring")
-            return self._finish(ids, [b.to_dict() for b in batches])
+            try:
+                return self._finish(ids, [b.to_dict() for b in batches])
+            except BatchesInErrorException as err:
+                # BaseSensorOperator applies soft_fail only inside its poke loop and on resume; this
+                # check bypasses both, so it must honour soft_fail itself, like the poke mode does.
+                if self.soft_fail or self.never_fail:
+                    raise AirflowSkipException(f"Skipping (soft_fail/never_fail): {err}") from err
+                raise
         self.defer(
             trigger=BatchTrigger(
                 batch_ids=ids,

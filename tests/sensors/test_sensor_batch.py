@@ -81,6 +81,15 @@ def test_errored_batch_fails_at_once_naming_it(ntropy_connection: str, ntropy_em
     assert "resubmitting" in str(caught.value)
 
 
+def test_errored_batch_soft_fail_skips_at_first_check(ntropy_connection: str, ntropy_emulator) -> None:
+    # The deferrable path's check before deferring is outside BaseSensorOperator's soft_fail handling.
+    ntropy_emulator.configure(batch_error_rate=1.0)
+    ids = _create(1)
+    _finished(ids)
+    with pytest.raises(AirflowSkipException, match=ids[0]):
+        _sensor(ids, deferrable=True, soft_fail=True).execute({})
+
+
 def test_poke_mode_waits_and_returns_batches(ntropy_connection: str, ntropy_emulator) -> None:
     ntropy_emulator.configure(items_per_second=500)
     ids = _create(2, size=100)
