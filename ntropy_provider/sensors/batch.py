@@ -54,7 +54,8 @@ class BatchSensor(BaseSensorOperator):
     ``batch_ids=`` argument accepts it too.
 
     :param batch_ids: the batches: a list of ids, a single id, the XCom dict of
-        ``SubmitBatchOperator`` or of another ``BatchSensor``, or an XComArg of any of them. Templated.
+        ``SubmitBatchOperator`` or of another ``BatchSensor``, or an XComArg of any of them; no batch at
+        all (an upstream input with no valid row) succeeds at once. Templated.
     :param ntropy_conn_id: the Airflow connection of the Ntropy API.
     :param deferrable: wait in the triggerer instead of a worker slot.
     :param max_poll_interval: longest interval between checks of the deferred wait, in seconds
@@ -90,7 +91,9 @@ class BatchSensor(BaseSensorOperator):
     def _ids(self) -> list[str]:
         ids = resolve_batch_ids(self.batch_ids)
         if not ids:
-            raise ValueError("batch_ids: no batch to wait for")
+            # SubmitBatchOperator returns no batch for an empty input or one whose rows were all
+            # quarantined: nothing to wait for is success, so the pipeline goes on (to empty results).
+            self.log.info("No batch to wait for: the upstream submission created none")
         return ids
 
     def _check(self, ids: list[str]) -> list[Batch]:

@@ -56,6 +56,15 @@ def test_already_ended_batches_succeed_without_deferring(ntropy_connection: str,
     assert all(b["status"] == "completed" and b["operation"] for b in result["batches"])
 
 
+@pytest.mark.parametrize("deferrable", [True, False])
+def test_no_batches_succeed_at_once(ntropy_connection: str, ntropy_emulator, deferrable: bool) -> None:
+    # An input whose rows were all quarantined submits no batch; the wait must not break the pipeline.
+    submitted = {"batch_ids": [], "total": 0, "rejected": 3, "rejects_path": "/tmp/r.jsonl"}
+    result = _sensor(submitted, deferrable=deferrable).execute({})
+    assert result == {"batch_ids": [], "batches": []}
+    assert ntropy_emulator.stats()["requests"].get("GET /v3/batches/{batch_id}", 0) == 0
+
+
 def test_processing_batches_defer_one_trigger_for_all(ntropy_connection: str, ntropy_emulator) -> None:
     ntropy_emulator.configure(items_per_second=5)
     ids = _create(3)
