@@ -699,7 +699,8 @@ def validate_batch_request(operation: Any, data: Any) -> list[tuple[int | None, 
     :return: ``(item index or None, error)`` pairs, empty when the request is valid.
     """
     problems: list[tuple[int | None, FieldError]] = []
-    if operation not in OPERATIONS:
+    # A JSON object or list is unhashable: test the type before looking it up in the frozenset.
+    if not isinstance(operation, str) or operation not in OPERATIONS:
         problems.append(
             (None, FieldError("operation", f"expected {TRANSACTIONS_OPERATION!r}", _show(operation)))
         )

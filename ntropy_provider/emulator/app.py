@@ -174,7 +174,8 @@ def _query_cursor(request: Request) -> int | None:
     text = request.query_params.get("cursor")
     if text is None:
         return None
-    if not text.isdigit():
+    # isdigit() alone accepts digits such as "²" that int() refuses: that would be a 500.
+    if not (text.isascii() and text.isdigit()):
         raise _unprocessable(["query", "cursor"], "cursor: not a cursor returned by this API", "value_error")
     return int(text)
 

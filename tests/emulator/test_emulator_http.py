@@ -245,6 +245,7 @@ def test_list_filters_by_status_and_creation_time(api, ntropy_emulator):
         {"limit": 0},
         {"limit": 100_000},
         {"cursor": "not-a-cursor"},
+        {"cursor": "\u00b2"},  # a digit to str.isdigit(), not to int()
         {"status": "done"},
         {"created_after": "yesterday"},
     ],
@@ -275,6 +276,8 @@ def test_422_names_the_item_index_and_field(api):
     [
         {"operation": OPERATION, "data": []},
         {"operation": "POST /v2/transactions", "data": [make_transaction()]},
+        {"operation": {}, "data": [make_transaction()]},  # unhashable: must not reach the set lookup
+        {"operation": [OPERATION], "data": [make_transaction()]},
         {"operation": OPERATION, "data": "nope"},
         {"operation": OPERATION},
         {"operation": OPERATION, "data": [make_transaction()], "priority": "urgent"},
