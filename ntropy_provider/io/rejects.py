@@ -2,8 +2,10 @@
 
 One line per rejected row: ``{"row": 12, "reason": "amount: expected a finite number >= 0 (got -5)",
 "errors": [{"field": "amount", "reason": "...", "value": "-5"}], "data": {...the row as read...}}``.
-Local files are written to a temporary name and renamed into place, so a crash never leaves half a
-file under the final name; other URIs (``s3://...``, ObjectStoragePath) are written in one stream.
+Local files are written to a temporary name and renamed into place; on object stores (``s3://...``,
+ObjectStoragePath) the file is written to a hidden temporary object beside the final one and moved
+onto it only when complete. Either way a failure never leaves half a file under the final name (an
+object store's stream would otherwise publish the part written so far when it is closed).
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ class RejectsWriter:
         self._handle: BinaryIO | None = None
         self._temp_path: str | None = None
         self._final_path = _local_path(location)
+        self._temp_object: Any = None
+        self._final_object: Any = None
 
     def __enter__(self) -> RejectsWriter:
         if self._final_path is not None:
@@ -68,9 +72,13 @@ class RejectsWriter:
         else:
             from airflow.sdk import ObjectStoragePath
 
+            from ntropy_provider.results.atomic_write import temporary_name
+
             path = self.location if isinstance(self.location, ObjectStoragePath) else None
             path = path or ObjectStoragePath(str(self.location))
-            self._handle = path.open("wb")
+            self._final_object = path
+            self._temp_object = path.parent / temporary_name(path.name)
+            self._handle = self._temp_object.open("wb")
         return self
 
     def write(self, source_row: SourceRow) -> None:
@@ -90,6 +98,14 @@ class RejectsWriter:
     ) -> None:
         assert self._handle is not None
         self._handle.close()
+        if self._temp_object is not None:
+            from ntropy_provider.results.atomic_write import move
+
+            if exc_type is None:
+                move(self._temp_object, self._final_object)
+            else:
+                self._temp_object.unlink(missing_ok=True)
+            return
         if self._temp_path is None:
             return
         if exc_type is None:

@@ -176,3 +176,31 @@ def test_object_storage_paths_for_input_and_rejects(tmp_path: Path) -> None:
     with RejectsWriter(target) as writer:
         writer.write(rows[1])
     assert json.loads((tmp_path / "out" / "rejects.jsonl").read_text())["row"] == 2
+
+
+def test_rejects_on_an_object_store_appear_only_when_complete() -> None:
+    # A failure mid-write must leave neither a partial file at the final path nor a temporary object
+    # (closing an object store's stream publishes whatever was written so far).
+    import uuid
+
+    from airflow.sdk import ObjectStoragePath
+    from airflow.sdk.io import attach
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    attach("memory", fs=MemoryFileSystem())
+    rows = [r for r in iter_rows([{**GOOD, "id": ""}, {**GOOD, "amount": -1}]) if not r.valid]
+    directory = ObjectStoragePath(f"memory://rejects-{uuid.uuid4().hex}/out")
+    target = directory / "rejects.jsonl"
+    try:
+        with pytest.raises(RuntimeError, match="reading failed"), RejectsWriter(target) as writer:
+            writer.write(rows[0])
+            raise RuntimeError("reading failed")
+        assert not target.exists()
+        assert directory.fs.find(directory.path) == []
+        with RejectsWriter(target) as writer:
+            for row in rows:
+                writer.write(row)
+        assert [json.loads(line)["row"] for line in target.read_text().splitlines()] == [1, 2]
+        assert [p.name for p in directory.iterdir()] == ["rejects.jsonl"]
+    finally:
+        directory.fs.rm(directory.path, recursive=True)
