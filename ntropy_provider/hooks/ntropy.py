@@ -414,11 +414,18 @@ class NtropyHook(HttpHook):
             pending = [batch_id for batch_id in ids if batch_id not in final]
             if not pending:
                 return [final[batch_id] for batch_id in ids]
-            if deadline is not None and time.monotonic() + poll_interval > deadline:
-                raise NtropyTimeoutError(
-                    f"{len(pending)} batch(es) still processing after {timeout} s: {', '.join(pending)}"
-                )
-            time.sleep(poll_interval)
+            wait = poll_interval
+            if deadline is not None:
+                # Sleep at most until the deadline and look once more there: giving up as soon as the
+                # next full interval would overrun it gave up to poll_interval early (at once when
+                # timeout < poll_interval), on batches that might end in the meantime.
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise NtropyTimeoutError(
+                        f"{len(pending)} batch(es) still processing after {timeout} s: {', '.join(pending)}"
+                    )
+                wait = min(poll_interval, remaining)
+            time.sleep(wait)
 
     # ---------------------------------------------------------------- account holders
     def create_account_holder(

@@ -100,3 +100,15 @@ def test_wait_for_batches_reports_errored_batches_and_times_out(
     slow = hook.create_batch(make_rows(100))
     with pytest.raises(NtropyTimeoutError, match=slow.id):
         hook.wait_for_batches([slow.id], poll_interval=0.05, timeout=0.2)
+
+
+def test_wait_for_batches_looks_once_more_at_the_deadline(
+    hook: NtropyHook, ntropy_emulator, make_rows
+) -> None:
+    # A timeout shorter than the poll interval must not give up after the first look: the hook sleeps
+    # until the deadline, looks again, and only then gives up.
+    ntropy_emulator.configure(items_per_second=1)
+    slow = hook.create_batch(make_rows(100))
+    with pytest.raises(NtropyTimeoutError, match=slow.id):
+        hook.wait_for_batches([slow.id], poll_interval=3600, timeout=0.2)
+    assert ntropy_emulator.stats()["requests"]["GET /v3/batches/{batch_id}"] == 2
