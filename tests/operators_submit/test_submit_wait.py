@@ -96,3 +96,51 @@ def test_without_a_state_store_one_try_still_works(
     result = _operator(make_rows(12), emulator=ntropy_emulator).execute({})
     assert len(result["batch_ids"]) == 2 and len(result["replaced_batch_ids"]) == 2
     assert ntropy_emulator.stats()["batches_created"] == 4
+
+
+def _deferred(rows: list[dict[str, Any]], state_store: Any) -> tuple[SubmitBatchOperator, Any]:
+    from airflow.sdk.exceptions import TaskDeferred
+
+    operator = SubmitBatchOperator(
+        task_id="submit_and_wait",
+        items=rows,
+        chunk_size=10,
+        wait_for_completion=True,
+        deferrable=True,
+        poll_interval=0.02,
+        max_poll_interval=0.2,
+        timeout=600,
+    )
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute({"task_state_store": state_store})
+    return operator, deferred.value
+
+
+def test_execute_complete_handles_every_event_status(
+    ntropy_connection: str, ntropy_emulator, state_store, make_rows
+) -> None:
+    from ntropy_provider.operators.submit_batch import NtropySubmitError
+
+    ntropy_emulator.configure(items_per_second=1)
+    operator, deferred = _deferred(make_rows(15), state_store)
+    ids = deferred.trigger.batch_ids
+    assert deferred.kwargs["summary"] == {"total": 15, "rejected": 0, "rejects_path": None}
+    context = {"task_state_store": state_store}
+
+    def event(status: str, reason: str) -> dict[str, Any]:
+        return {
+            "status": status,
+            "termination_reason": reason,
+            "message": f"{status}/{reason}",
+            "batch_ids": ids,
+        }
+
+    # success, with the method kwargs (a triggerer) and without them (dag.test() drops them)
+    for kwargs in (deferred.kwargs, {}):
+        result = operator.execute_complete(context, event("success", "completed"), **kwargs)
+        assert result["batch_ids"] == ids and result["total"] == 15 and result["rejected"] == 0
+    with pytest.raises(TimeoutError, match="timeout/timeout"):
+        operator.execute_complete(context, event("timeout", "timeout"), **deferred.kwargs)
+    with pytest.raises(NtropySubmitError, match="error/api_error"):
+        operator.execute_complete(context, event("error", "api_error"), **deferred.kwargs)
+    assert ntropy_emulator.stats()["batches_created"] == 2, "no event resubmits anything but batch_error"
