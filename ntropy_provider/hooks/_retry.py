@@ -107,7 +107,9 @@ class RetryPolicy:
         :param retry: which retry this is, from 1.
         :param rand: a source of uniform numbers in [0, 1) (injectable for tests).
         """
-        ceiling = min(self.backoff_max, self.backoff_base * 2 ** max(retry - 1, 0))
+        # The exponent is capped: past ~1024 retries 2 ** n no longer fits a float (OverflowError), and
+        # a budget of that many attempts with a small backoff_max is a legitimate setting.
+        ceiling = min(self.backoff_max, self.backoff_base * 2.0 ** min(max(retry - 1, 0), 64))
         return max(min(self.backoff_min, ceiling), ceiling * rand())
 
     def delay(

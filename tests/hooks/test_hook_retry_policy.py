@@ -51,6 +51,13 @@ def test_backoff_doubles_with_full_jitter_and_is_bounded() -> None:
     assert policy.backoff(3, rand=_always(0.5)) == 2.0
 
 
+def test_backoff_stays_bounded_after_very_many_retries() -> None:
+    # A large attempt budget with a short backoff_max is legitimate; 2 ** 1100 must not overflow.
+    policy = RetryPolicy(max_attempts=5000, backoff_min=0, backoff_max=0.01)
+    assert policy.backoff(1100, rand=_always(0.5)) == 0.005
+    assert policy.delay(attempt=4000, elapsed=0, status=503, rand=_always(0.5)) == 0.005
+
+
 def test_jitter_spreads_waits() -> None:
     policy = RetryPolicy(backoff_base=1, backoff_max=60)
     waits = {policy.delay(attempt=4, elapsed=0, status=503) for _ in range(50)}
