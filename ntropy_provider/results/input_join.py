@@ -102,16 +102,21 @@ class InputColumns:
         if self.format == "parquet":
             yield from pq.ParquetFile(self._open()).iter_batches(batch_size=self.chunk_rows)
             return
+        # Read as bytes, then decode: a row with non-UTF-8 bytes (quarantined by SubmitBatchOperator, so
+        # never in the results) must not make Arrow's CSV reader refuse the whole file.
         reader = pa_csv.open_csv(
             self._open(),
             read_options=pa_csv.ReadOptions(block_size=1 << 22, use_threads=False),
             convert_options=pa_csv.ConvertOptions(
-                column_types=dict(zip(self.input_schema.names, self.input_schema.types, strict=True)),
+                column_types={name: pa.binary() for name in self.input_schema.names},
                 strings_can_be_null=True,
                 quoted_strings_can_be_null=False,
             ),
         )
-        yield from reader
+        for chunk in reader:
+            yield pa.RecordBatch.from_arrays(
+                [_decode_utf8(column) for column in chunk.columns], schema=self.input_schema
+            )
 
     def _advance(self) -> pa.RecordBatch | None:
         """The chunk after the current one (it becomes current), or ``None`` at the end of the input."""
@@ -187,6 +192,23 @@ class InputColumns:
         self._chunks = None
         self._current = None
         self._index = -1
+
+
+def _decode_utf8(column: pa.Array) -> pa.Array:
+    """A binary CSV column as strings; invalid UTF-8 bytes are shown as ``\\xNN`` (as in the rejects file).
+
+    :param column: the column as read.
+    """
+    try:
+        return column.cast(pa.string())
+    except pa.ArrowInvalid:
+        return pa.array(
+            [
+                None if value is None else value.decode("utf-8", "backslashreplace")
+                for value in column.to_pylist()
+            ],
+            type=pa.string(),
+        )
 
 
 def joined_schema(results_schema: pa.Schema, input_schema: pa.Schema | None) -> pa.Schema:

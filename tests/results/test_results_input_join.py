@@ -88,3 +88,16 @@ def test_unknown_format_and_missing_id_column_are_refused(tmp_path) -> None:
     with pytest.raises(InputJoinError, match="no 'id' column to join on"):
         InputColumns(as_storage_path(str(path)))
     assert InputColumns(as_storage_path(str(path)), id_column="tx").schema.names == ["input_tx"]
+
+
+def test_csv_with_non_utf8_bytes_in_a_quarantined_row_still_joins(tmp_path) -> None:
+    # SubmitBatchOperator quarantines the undecodable row; the other rows' columns must still be carried.
+    path = tmp_path / "input.csv"
+    path.write_bytes(b"id,description\nt1,COFFEE\nt2,CAF\xe9 AU LAIT\nt3,TEA\n")
+    columns = InputColumns(as_storage_path(str(path)))
+    assert _take(columns, ["t1", "t3"]) == [
+        {"input_id": "t1", "input_description": "COFFEE"},
+        {"input_id": "t3", "input_description": "TEA"},
+    ]
+    assert _take(columns, ["t2"]) == [{"input_id": "t2", "input_description": "CAF\\xe9 AU LAIT"}]
+    columns.close()
