@@ -126,7 +126,7 @@ _CLASS_FOR_STATUS: dict[int, type[NtropyError]] = {
 def error_class_for_status(status: int) -> type[NtropyError]:
     """The exception class that stands for an HTTP error status.
 
-    :param status: an HTTP status >= 400.
+    :param status: an HTTP status that is not a success (>= 300; redirects are not followed).
     """
     if status >= 500:
         return NtropyServerError

@@ -177,7 +177,9 @@ class Exchange:
         """
         attempts = self._attempts
         log_answer(self._log, self.method, self.path, status, self._started, attempts.request_id)
-        if status < 400:
+        # Only a 2xx is a success: a 3xx (redirects are not followed, so the API key is never resent
+        # elsewhere) has no API body to parse and ends the call with an error naming the status.
+        if 200 <= status < 300:
             return None
         event = attempts.failed(status=status, retry_after=retry_after, reason=f"HTTP {status}")
         if event is None:
@@ -374,7 +376,7 @@ def log_answer(log: Any, method: str, path: str, status: int, started: float, re
     :param request_id: the request's ``X-Request-ID``.
     """
     took = (time.monotonic() - started) * 1000
-    level = log.debug if method == "GET" and status < 400 else log.info
+    level = log.debug if method == "GET" and 200 <= status < 300 else log.info
     level("Ntropy API %s %s -> %d in %.0f ms (X-Request-ID %s)", method, path, status, took, request_id)
 
 

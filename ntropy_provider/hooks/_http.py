@@ -133,6 +133,8 @@ def error_for_answer(
     detail = error_detail(body)
     tried = f" after {attempts} attempts" if attempts > 1 else ""
     why = _NOT_REPEATED if unsafe_to_repeat and status >= 500 else ""
+    if 300 <= status < 400:
+        why = "; redirects are not followed: check the connection's host and schema (https)"
     message = scrub(
         f"Ntropy API answered {status} to {method} {path}{tried}: {describe_detail(detail)} "
         f"(X-Request-ID {request_id}){why}",

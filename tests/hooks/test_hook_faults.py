@@ -5,6 +5,7 @@ Waits are measured by recording them (``on_retry`` events and the sleeps actuall
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -14,6 +15,7 @@ import pytest
 from ntropy_provider.exceptions import (
     NtropyAuthError,
     NtropyConnectionError,
+    NtropyError,
     NtropyQuotaError,
     NtropyRateLimitError,
     NtropyServerError,
@@ -221,3 +223,18 @@ def test_test_connection_happy_and_unreachable(hook: NtropyHook, conn_factory) -
         conn_factory(host=f"http://127.0.0.1:{port}", password="k-123456")
     ).test_connection()
     assert not ok and f"127.0.0.1:{port}" in message and "No answer" in message
+
+
+def test_a_redirect_is_an_error_not_a_success(
+    hook: NtropyHook, async_hook, retries: list[RetryEvent]
+) -> None:
+    # The emulator (Starlette) redirects "/v3/batches/" to "/v3/batches" with a 307; a wrong scheme in
+    # front of the real API gives the same kind of answer. Redirects are not followed (the API key
+    # would be resent elsewhere), and a 3xx has no API body: the call fails naming the status, at once.
+    with pytest.raises(NtropyError) as info:
+        hook._request("GET", "/v3/batches/")
+    assert info.value.status == 307 and "redirects are not followed" in str(info.value)
+    with pytest.raises(NtropyError) as async_info:
+        asyncio.run(async_hook._request("GET", "/v3/batches/"))
+    assert async_info.value.status == 307
+    assert retries == []
