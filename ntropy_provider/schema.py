@@ -364,9 +364,10 @@ class WebhookEvent:
             raise ValueError("data: expected a JSON object")
         event = cls(event_id=data["event_id"], event_type=data["event_type"], data=dict(payload))
         if event.is_batch_event:
+            # OverflowError: a datetime whose UTC conversion leaves the representable range (year 1 or 9999).
             try:
                 Batch.from_dict(payload)
-            except (KeyError, ValueError, TypeError) as err:
+            except (KeyError, ValueError, TypeError, OverflowError) as err:
                 raise ValueError(f"data: not a Batch object ({err!r})") from None
         return event
 

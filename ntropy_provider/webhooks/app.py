@@ -91,9 +91,21 @@ def _parse_event(body: bytes) -> WebhookEvent:
         raise _Rejected(422, str(err)) from None
     if len(event.event_id) > MAX_EVENT_ID_LENGTH:
         raise _Rejected(422, f"event_id: longer than {MAX_EVENT_ID_LENGTH} characters")
-    if event.is_batch_event and len(str(event.data["id"])) > MAX_BATCH_ID_LENGTH:
-        raise _Rejected(422, f"data.id: longer than {MAX_BATCH_ID_LENGTH} characters")
+    if _has_control_characters(event.event_id):
+        raise _Rejected(422, "event_id: contains control characters")
+    if event.is_batch_event:
+        batch_id = str(event.data["id"])
+        if len(batch_id) > MAX_BATCH_ID_LENGTH:
+            raise _Rejected(422, f"data.id: longer than {MAX_BATCH_ID_LENGTH} characters")
+        if _has_control_characters(batch_id):
+            raise _Rejected(422, "data.id: contains control characters")
     return event
+
+
+def _has_control_characters(text: str) -> bool:
+    # Both ids become key columns (dedupe claim, partition key): PostgreSQL refuses NUL in text, and the
+    # driver raises before SQL is sent, so such an id must be refused here as bad input, not fail as a 500.
+    return any(ord(char) < 0x20 or ord(char) == 0x7F for char in text)
 
 
 def create_app(

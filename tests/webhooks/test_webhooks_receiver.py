@@ -170,6 +170,16 @@ class TestBadInput:
             pytest.param(lambda body: body["data"].pop("status"), "data", id="batch-without-status"),
             pytest.param(lambda body: body["data"].update(status="done"), "data", id="unknown-status"),
             pytest.param(lambda body: body.update(event_id="e" * 500), "event_id", id="huge-event-id"),
+            # PostgreSQL's driver refuses NUL in text before SQL is sent: bad input, not a 500.
+            pytest.param(lambda body: body.update(event_id="ev\u0000t"), "event_id", id="nul-in-event-id"),
+            pytest.param(lambda body: body["data"].update(id="b\u00001"), "data.id", id="nul-in-batch-id"),
+            pytest.param(lambda body: body["data"].update(id="b\n1"), "data.id", id="newline-in-batch-id"),
+            # Valid ISO 8601, but converting it to UTC leaves datetime's range (OverflowError).
+            pytest.param(
+                lambda body: body["data"].update(created_at="0001-01-01T00:00:00+01:00"),
+                "data",
+                id="datetime-out-of-range",
+            ),
         ],
     )
     def test_wrong_shape_is_a_422_naming_the_field(self, receiver, mutate, field, kit):
