@@ -130,6 +130,10 @@ def error_for_answer(
     :param unsafe_to_repeat: whether a retryable failure was not retried because repeating it might
         create something twice.
     """
+    # Scrub the body itself, not only the message: ``detail`` is kept on the exception (and quoted by
+    # test_connection), so a server that echoes the key would otherwise carry it out.
+    if api_key:
+        body = body.replace(api_key.encode(), _REDACTED.encode())
     detail = error_detail(body)
     tried = f" after {attempts} attempts" if attempts > 1 else ""
     why = _NOT_REPEATED if unsafe_to_repeat and status >= 500 else ""

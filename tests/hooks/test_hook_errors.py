@@ -109,6 +109,17 @@ def test_non_json_error_body_and_echoed_key_are_handled() -> None:
     assert isinstance(error, NtropyAuthError)
     assert "k-123456" not in str(error)
     assert "<html>bad key ***</html>" in str(error)
+    assert "k-123456" not in str(error.detail)
+    echoed = error_for_answer(
+        method="GET",
+        path="/v3/batches",
+        status=401,
+        body=orjson.dumps({"detail": "invalid key k-123456"}),
+        request_id=RID,
+        api_key="k-123456",
+        attempts=1,
+    )
+    assert echoed.detail == "invalid key ***"  # kept on the exception, quoted by test_connection
 
 
 def test_errors_survive_pickling() -> None:
