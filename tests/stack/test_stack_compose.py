@@ -18,6 +18,8 @@ import stack_config
 import yaml
 from airflow_stack import AirflowStack, Database
 
+from ntropy_provider.webhooks.config import URL_PREFIX, WEBHOOK_PATH
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 AIRFLOW_SERVICES = (stack_config.INIT_SERVICE, *stack_config.AIRFLOW_COMPONENTS)
 
@@ -105,9 +107,16 @@ def test_urls_in_the_settings_point_at_services_that_exist(compose):
     assert str(host.port) == emulator_args[emulator_args.index("--port") + 1]
     assert connection["password"] == emulator_args[emulator_args.index("--api-key") + 1]
     assert connection["extra"]["webhook_token"], "the webhook receiver needs a token, as in the harness"
+    # Deliveries come from the emulator's container: [api] base_url (localhost) would be that container
+    # itself, so the connection names the api-server service, where the plugin serves the receiver.
+    webhook_url = urlparse(connection["extra"]["webhook_url"])
+    assert webhook_url.hostname == "airflow-api-server"
+    assert f"{webhook_url.port}:{webhook_url.port}" in services["airflow-api-server"]["ports"]
+    assert webhook_url.path == f"{URL_PREFIX}{WEBHOOK_PATH}/ntropy_default"
     # ... and the documented switch to the real API is the two variables in it.
     assert "${NTROPY_API_HOST:-" in env["AIRFLOW_CONN_NTROPY_DEFAULT"]
     assert "${NTROPY_API_KEY:-" in env["AIRFLOW_CONN_NTROPY_DEFAULT"]
+    assert "${NTROPY_WEBHOOK_URL:-" in env["AIRFLOW_CONN_NTROPY_DEFAULT"]
 
 
 def test_emulator_runs_like_the_harness_emulator(compose):
