@@ -103,10 +103,13 @@ class InputColumns:
             yield from pq.ParquetFile(self._open()).iter_batches(batch_size=self.chunk_rows)
             return
         # Read as bytes, then decode: a row with non-UTF-8 bytes (quarantined by SubmitBatchOperator, so
-        # never in the results) must not make Arrow's CSV reader refuse the whole file.
+        # never in the results) must not make Arrow's CSV reader refuse the whole file. Likewise a row
+        # with more fields than the header (also quarantined) is skipped, and quoted values may hold
+        # newlines, as Python's csv module (which read the file for submission) allows.
         reader = pa_csv.open_csv(
             self._open(),
             read_options=pa_csv.ReadOptions(block_size=1 << 22, use_threads=False),
+            parse_options=pa_csv.ParseOptions(newlines_in_values=True, invalid_row_handler=_skip_row),
             convert_options=pa_csv.ConvertOptions(
                 column_types={name: pa.binary() for name in self.input_schema.names},
                 strings_can_be_null=True,
@@ -192,6 +195,11 @@ class InputColumns:
         self._chunks = None
         self._current = None
         self._index = -1
+
+
+def _skip_row(row: pa_csv.InvalidRow) -> str:
+    """Skip a CSV row whose field count differs from the header's (submission rejected it)."""
+    return "skip"
 
 
 def _decode_utf8(column: pa.Array) -> pa.Array:

@@ -101,3 +101,15 @@ def test_csv_with_non_utf8_bytes_in_a_quarantined_row_still_joins(tmp_path) -> N
     ]
     assert _take(columns, ["t2"]) == [{"input_id": "t2", "input_description": "CAF\\xe9 AU LAIT"}]
     columns.close()
+
+
+def test_csv_multiline_values_and_rows_with_extra_fields(tmp_path) -> None:
+    # Python's csv (submission) accepts newlines in quoted values and quarantines a row with extra fields.
+    path = tmp_path / "input.csv"
+    path.write_bytes(b'id,description\nt1,"MULTI\nLINE"\nt2,A,EXTRA\nt3,TEA\n')
+    columns = InputColumns(as_storage_path(str(path)))
+    assert _take(columns, ["t1", "t3"]) == [
+        {"input_id": "t1", "input_description": "MULTI\nLINE"},
+        {"input_id": "t3", "input_description": "TEA"},
+    ]
+    columns.close()
