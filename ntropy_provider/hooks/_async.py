@@ -257,4 +257,7 @@ class NtropyAsyncHook(BaseHook):
         :param batch_id: the batch id.
         :raises NtropyNotReadyError: while the batch is processing, or after it ended in ``error``.
         """
-        return parse_batch_result(await self.get_batch_results_raw(batch_id))
+        raw = await self.get_batch_results_raw(batch_id)
+        # A full batch's results are tens of MB of JSON: decoding them would stall the loop (and every
+        # other trigger on it) for a noticeable time, so it happens in a worker thread.
+        return await asyncio.to_thread(parse_batch_result, raw)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import orjson
 import pytest
@@ -14,6 +15,7 @@ from ntropy_provider.exceptions import (
     NtropyNotReadyError,
     NtropyValidationError,
 )
+from ntropy_provider.hooks import _async
 from ntropy_provider.hooks._retry import RetryEvent
 from ntropy_provider.hooks.ntropy import NtropyAsyncHook, NtropyHook
 from ntropy_provider.schema import BatchStatus
@@ -162,3 +164,23 @@ async def test_the_event_loop_keeps_running_while_a_request_waits(
     stop.set()
     await task
     assert ticks > before  # other coroutines ran during the 300 ms request
+
+
+async def test_results_are_decoded_off_the_event_loop(
+    async_hook: NtropyAsyncHook, make_rows, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A full batch's results are tens of MB of JSON: decoding them on the loop would stall every trigger.
+    decoded_in: list[threading.Thread] = []
+    real_parse = _async.parse_batch_result
+
+    def recording_parse(body: bytes):
+        decoded_in.append(threading.current_thread())
+        return real_parse(body)
+
+    monkeypatch.setattr(_async, "parse_batch_result", recording_parse)
+    async with async_hook as hook:
+        batch = await hook.create_batch(make_rows(3))
+        await _until_ended(hook, batch.id)
+        results = await hook.get_batch_results(batch.id)
+    assert [r["id"] for r in results.results] == ["t0", "t1", "t2"]
+    assert len(decoded_in) == 1 and decoded_in[0] is not threading.current_thread()
