@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
+from ntropy_provider.exceptions import NtropyError
 from ntropy_provider.hooks._connection import NtropyConnectionSettings, parse_connection
 from ntropy_provider.hooks._http import (
     attempt_headers,
@@ -363,6 +364,22 @@ def parse_page(body: bytes) -> Page:
     """
     page = loads(body)
     return list(page.get("data") or []), page.get("next_cursor")
+
+
+def check_cursor(seen: set[str], cursor: str, path: str) -> None:
+    """Refuse a paging cursor met before, which would make a list walk loop for ever.
+
+    :param seen: the cursors of this walk so far (``cursor`` is added to it).
+    :param cursor: the ``next_cursor`` just received.
+    :param path: the list's path, for the message.
+    :raises NtropyError: when ``cursor`` was seen before.
+    """
+    if cursor in seen:
+        raise NtropyError(
+            f"Ntropy API returned the paging cursor {cursor!r} of {path} a second time; "
+            "stopping instead of walking the same pages for ever"
+        )
+    seen.add(cursor)
 
 
 def log_answer(log: Any, method: str, path: str, status: int, started: float, request_id: str) -> None:

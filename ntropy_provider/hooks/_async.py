@@ -19,6 +19,7 @@ from ntropy_provider.hooks._api import (
     RetryCallback,
     amask,
     batch_results_call,
+    check_cursor,
     create_batch_call,
     get_batch_call,
     list_page_call,
@@ -236,12 +237,14 @@ class NtropyAsyncHook(BaseHook):
             status=status, created_after=created_after, created_before=created_before, page_size=page_size
         )
         cursor: str | None = None
+        seen: set[str] = set()
         while True:
             items, cursor = await self._call(list_page_call(BATCHES_PATH, params, cursor))
             for item in items:
                 yield Batch.from_dict(item)
             if not cursor:
                 return
+            check_cursor(seen, cursor, BATCHES_PATH)
 
     async def get_batch_results_raw(self, batch_id: str) -> bytes:
         """The results document of a completed batch, as received.

@@ -33,6 +33,7 @@ from ntropy_provider.hooks._api import (
     Exchange,
     RetryCallback,
     batch_results_call,
+    check_cursor,
     create_batch_call,
     get_batch_call,
     item_path,
@@ -272,11 +273,13 @@ class NtropyHook(HttpHook):
 
     def _iter_pages(self, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
         cursor: str | None = None
+        seen: set[str] = set()
         while True:
             items, cursor = self._call(list_page_call(path, params, cursor))
             yield from items
             if not cursor:
                 return
+            check_cursor(seen, cursor, path)
 
     # ---------------------------------------------------------------- batches
     def create_batch(

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
 import orjson
 import pytest
 
 from ntropy_provider.exceptions import (
+    NtropyError,
     NtropyNotFoundError,
     NtropyNotReadyError,
     NtropyTimeoutError,
     NtropyValidationError,
 )
+from ntropy_provider.hooks import _api
 from ntropy_provider.hooks.ntropy import NtropyHook
 from ntropy_provider.schema import BatchStatus
 
@@ -112,3 +115,20 @@ def test_wait_for_batches_looks_once_more_at_the_deadline(
     with pytest.raises(NtropyTimeoutError, match=slow.id):
         hook.wait_for_batches([slow.id], poll_interval=3600, timeout=0.2)
     assert ntropy_emulator.stats()["requests"]["GET /v3/batches/{batch_id}"] == 2
+
+
+def test_a_cursor_that_repeats_ends_the_walk_instead_of_looping(
+    hook: NtropyHook, async_hook, make_rows, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A server (or proxy) that hands back the same next_cursor would make list_batches loop for ever.
+    hook.create_batch(make_rows(1))
+    real_parse_page = _api.parse_page
+    monkeypatch.setattr(_api, "parse_page", lambda body: (real_parse_page(body)[0], "1"))
+    with pytest.raises(NtropyError, match="paging cursor '1' of /v3/batches a second time"):
+        list(hook.list_batches())
+
+    async def walk() -> list:
+        return [batch async for batch in async_hook.list_batches()]
+
+    with pytest.raises(NtropyError, match="a second time"):
+        asyncio.run(walk())
