@@ -144,3 +144,10 @@ def test_execute_complete_handles_every_event_status(
     with pytest.raises(NtropySubmitError, match="error/api_error"):
         operator.execute_complete(context, event("error", "api_error"), **deferred.kwargs)
     assert ntropy_emulator.stats()["batches_created"] == 2, "no event resubmits anything but batch_error"
+
+
+@pytest.mark.parametrize(("poll", "most"), [(0, 10), (-1, 10), (60, 30)])
+def test_bad_poll_intervals_refused_before_anything_is_paid_for(poll: float, most: float) -> None:
+    # The trigger would refuse them only at defer time, after the batches were submitted (and charged).
+    with pytest.raises(ValueError, match="poll_interval"):
+        SubmitBatchOperator(task_id="s", items=[], poll_interval=poll, max_poll_interval=most)
