@@ -104,6 +104,7 @@ class NtropyAsyncHook(BaseHook):
         )
         self._settings: NtropyConnectionSettings | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._entered = 0
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(ntropy_conn_id={self.ntropy_conn_id!r})"
@@ -128,11 +129,17 @@ class NtropyAsyncHook(BaseHook):
         )
 
     async def __aenter__(self) -> NtropyAsyncHook:
-        self._session = self._new_session(await self.get_settings())
+        # Re-entrant: a nested ``async with`` shares the open session (replacing it would leak the
+        # outer one, unclosed); the outermost exit closes it.
+        if self._session is None:
+            self._session = self._new_session(await self.get_settings())
+        self._entered += 1
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
+        self._entered = max(0, self._entered - 1)
+        if not self._entered:
+            await self.close()
 
     async def close(self) -> None:
         """Close the shared HTTP session, if one is open."""

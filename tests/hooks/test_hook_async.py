@@ -66,6 +66,16 @@ async def test_calls_without_async_with_open_their_own_session(
     assert async_hook._session is None  # nothing left open
 
 
+async def test_nested_async_with_shares_one_session_and_leaks_none(async_hook: NtropyAsyncHook) -> None:
+    async with async_hook as outer:
+        session = outer._session
+        async with async_hook as inner:
+            assert inner._session is session  # not a second session that would orphan the first
+        assert outer._session is session and not session.closed  # still usable by the outer block
+        assert [batch async for batch in outer.list_batches()] == []  # the shared session still works
+    assert session.closed and async_hook._session is None
+
+
 async def test_list_batches_iterates_every_page(
     async_hook: NtropyAsyncHook, hook: NtropyHook, ntropy_emulator, make_rows
 ) -> None:
