@@ -446,9 +446,18 @@ class SubmitBatchOperator(BaseOperator):
             else:
                 stuck.append(batch_id)
         if stuck:
+            # The task fails: the others are not resubmitted (nothing would collect them), but they are
+            # in error too, and the message names every batch in error.
+            others = [str(states[i].batch_id) for i in sorted(retry)]
             raise BatchesInErrorError(
                 f"{len(stuck)} batch(es) ended in error after {self.max_batch_error_retries} "
                 f"resubmission(s): {', '.join(stuck)}"
+                + (
+                    f"; {len(others)} more in error, not resubmitted because the task fails: "
+                    f"{', '.join(others)}"
+                    if others
+                    else ""
+                )
             )
         for index in sorted(retry):
             state = states[index]

@@ -151,3 +151,21 @@ def test_bad_poll_intervals_refused_before_anything_is_paid_for(poll: float, mos
     # The trigger would refuse them only at defer time, after the batches were submitted (and charged).
     with pytest.raises(ValueError, match="poll_interval"):
         SubmitBatchOperator(task_id="s", items=[], poll_interval=poll, max_poll_interval=most)
+
+
+def test_budget_spent_for_one_chunk_names_the_others_in_error_too(
+    ntropy_connection: str, ntropy_emulator, state_store, make_rows
+) -> None:
+    ntropy_emulator.configure(batch_error_rate=1.0)
+    context = {"task_state_store": state_store}
+    operator = _operator(make_rows(15), max_batch_error_retries=1)
+    with pytest.raises(BatchesInErrorError):
+        operator.execute(context)
+    # Chunk 1 still has budget left (as after a resubmission that was never recorded as one).
+    state_store.values["ntropy_submit_chunk_1"]["attempt"] = 0
+    errored = [state_store.values[f"ntropy_submit_chunk_{i}"]["batch_id"] for i in range(2)]
+    created = ntropy_emulator.stats()["batches_created"]
+    with pytest.raises(BatchesInErrorError) as caught:
+        operator._resubmit_errored(context, errored)
+    assert all(batch_id in str(caught.value) for batch_id in errored), str(caught.value)
+    assert ntropy_emulator.stats()["batches_created"] == created, "nothing resubmitted once the task fails"
