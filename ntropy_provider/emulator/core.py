@@ -198,7 +198,7 @@ class Stats:
 
 
 class RateLimiter:
-    """A token bucket per API key: ``rate`` requests per second, bursts up to ``rate``."""
+    """A token bucket per API key: ``rate`` requests per second, bursts up to ``rate`` (at least one)."""
 
     def __init__(self, clock: Callable[[], float]) -> None:
         """:param clock: the monotonic clock."""
@@ -219,8 +219,11 @@ class RateLimiter:
         if rate <= 0:
             return 0
         now = self._clock()
-        tokens, last = self._buckets.get(key, (rate, now))
-        tokens = min(rate, tokens + (now - last) * rate)
+        # The bucket holds at least one token: capped at a rate below 1/s it could never fill to the
+        # one token a request takes, and every request would be refused for ever.
+        capacity = max(rate, 1.0)
+        tokens, last = self._buckets.get(key, (capacity, now))
+        tokens = min(capacity, tokens + (now - last) * rate)
         if tokens >= 1.0:
             self._buckets[key] = (tokens - 1.0, now)
             return 0

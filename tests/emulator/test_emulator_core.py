@@ -92,6 +92,15 @@ def test_rate_limiter_refills_over_time():
     assert limiter.acquire("k", 0) == 0  # 0 disables
 
 
+def test_rate_limit_below_one_per_second_still_lets_requests_through() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(clock)
+    assert limiter.acquire("k", 0.5) == 0  # the first request passes
+    assert limiter.acquire("k", 0.5) == 2  # the next one waits the 2 s a token takes
+    clock.now += 2
+    assert limiter.acquire("k", 0.5) == 0
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
