@@ -62,7 +62,9 @@ class EmulatorServer:
     @property
     def url(self) -> str:
         """The base URL, e.g. ``http://127.0.0.1:45321`` (give it to the SDK as ``base_url``)."""
-        return f"http://{self.host}:{self.port}"
+        # An IPv6 literal needs brackets in a URL, else its colons read as the port's.
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
     @property
     def api_key(self) -> str:

@@ -89,3 +89,11 @@ def test_unencoded_offset_in_a_datetime_query_is_accepted(ntropy_emulator):
     url = f"{ntropy_emulator.url}/v3/batches?created_after=2024-01-02T03:04:05+00:00"
     answer = requests.get(url, headers={"X-API-Key": ntropy_emulator.api_key}, timeout=10)
     assert answer.status_code == 200, answer.text
+
+
+def test_server_url_brackets_an_ipv6_host():
+    from ntropy_provider.emulator.server import EmulatorServer
+
+    # Not started: only the URL is built ("http://::1:8900" would not parse as host ::1, port 8900).
+    assert EmulatorServer(host="::1", port=8900).url == "http://[::1]:8900"
+    assert EmulatorServer(host="127.0.0.1", port=8900).url == "http://127.0.0.1:8900"
