@@ -164,11 +164,25 @@ def resolve_base_url(
         if port and parts.port is None:
             url = f"{parts.scheme}://{parts.netloc}:{port}{parts.path}".rstrip("/")
         return url
-    scheme = (schema or "").strip().lower() or ("http" if _is_loopback(host) else "https")
+    # A host field may carry a port ("127.0.0.1:8900") and may be a bare IPv6 literal ("::1"): read it
+    # as a URL's authority, so the loopback test sees the host name alone and no second port is added.
+    host = host.rstrip("/")
+    if host.count(":") > 1 and not host.startswith("["):
+        host = f"[{host}]"
+    parts = urlsplit("//" + host)
+    try:
+        host_port = parts.port
+    except ValueError:
+        raise ValueError(
+            f"Connection {conn_id!r}: host: expected a host name, optionally with :port, got {host!r}"
+        ) from None
+    if not parts.hostname:
+        raise ValueError(f"Connection {conn_id!r}: host: expected a host name, got {host!r}")
+    scheme = (schema or "").strip().lower() or ("http" if _is_loopback(parts.hostname) else "https")
     if scheme not in ("http", "https"):
         raise ValueError(f"Connection {conn_id!r}: schema: expected 'http' or 'https', got {schema!r}")
-    host = host.rstrip("/")
-    return f"{scheme}://{host}:{port}" if port else f"{scheme}://{host}"
+    netloc = f"{parts.netloc}:{port}" if port and host_port is None else parts.netloc
+    return f"{scheme}://{netloc}{parts.path}".rstrip("/")
 
 
 def _positive_float(extras: Mapping[str, Any], name: str, default: float, conn_id: str) -> float:

@@ -34,6 +34,12 @@ def _url(host=None, port=None, schema=None, region=None) -> str:
         ({"host": "localhost", "port": 8900}, "http://localhost:8900"),
         ({"host": "emulator", "port": 8900, "schema": "http"}, "http://emulator:8900"),
         ({"host": "api.example.com"}, "https://api.example.com"),
+        # A port written into the host field: still loopback (http), and no second port added.
+        ({"host": "127.0.0.1:8900"}, "http://127.0.0.1:8900"),
+        ({"host": "localhost:8900", "port": 8900}, "http://localhost:8900"),
+        ({"host": "::1", "port": 8900}, "http://[::1]:8900"),
+        ({"host": "[::1]:8900"}, "http://[::1]:8900"),
+        ({"host": "api.example.com/ntropy/", "port": 8443}, "https://api.example.com:8443/ntropy"),
     ],
 )
 def test_base_url_from_fields(fields: dict, expected: str) -> None:
@@ -46,6 +52,7 @@ def test_base_url_from_fields(fields: dict, expected: str) -> None:
         ({"region": "ap"}, "region: expected one of us, eu, got 'ap'"),
         ({"host": "ftp://x"}, "host: expected an http"),
         ({"host": "x.example.com", "schema": "ftp"}, "schema: expected 'http' or 'https'"),
+        ({"host": "x.example.com:https"}, "host: expected a host name, optionally with :port"),
     ],
 )
 def test_bad_fields_are_named(fields: dict, message: str) -> None:
