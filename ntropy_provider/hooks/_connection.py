@@ -156,6 +156,13 @@ def resolve_base_url(
                 f"got {region!r}"
             )
         return REGION_BASE_URLS[name]
+    if "@" in urlsplit(host if "://" in host else "//" + host).netloc:
+        # The base URL appears in log lines and error messages: credentials in it would leak (and the
+        # message must not quote the host either).
+        raise ValueError(
+            f"Connection {conn_id!r}: host: credentials in the host are not supported; "
+            "put the API key in the password field"
+        )
     if "://" in host:
         parts = urlsplit(host)
         if parts.scheme not in ("http", "https") or not parts.hostname:

@@ -60,6 +60,16 @@ def test_bad_fields_are_named(fields: dict, message: str) -> None:
         _url(**fields)
 
 
+@pytest.mark.parametrize(
+    "host", ["https://user:s3cr3t-pw@proxy.example.com", "user:s3cr3t-pw@127.0.0.1:8900"]
+)
+def test_credentials_in_the_host_are_refused_without_quoting_them(host: str) -> None:
+    # The base URL is quoted in log lines and errors: a password in it would leak.
+    with pytest.raises(ValueError, match="credentials in the host are not supported") as info:
+        _url(host=host)
+    assert "s3cr3t-pw" not in str(info.value)
+
+
 def test_missing_key_and_bad_numbers_are_named_without_the_key() -> None:
     with pytest.raises(ValueError, match="has no API key: put the Ntropy API key in its password field"):
         parse_connection(conn_id="c", host=None, port=None, schema=None, password="", extras={})
