@@ -84,6 +84,9 @@ class BatchTrigger(BaseTrigger):
                 "expected 0 < poll_interval <= max_poll_interval, "
                 f"got {poll_interval} and {max_poll_interval}"
             )
+        if max_concurrent_requests < 1:
+            # asyncio.Semaphore(0) would never let a poll through: the wait would hang, deadline or not.
+            raise ValueError(f"max_concurrent_requests: expected >= 1, got {max_concurrent_requests}")
         self.batch_ids = list(batch_ids)
         self.ntropy_conn_id = ntropy_conn_id
         self.poll_interval = poll_interval

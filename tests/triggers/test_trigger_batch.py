@@ -95,6 +95,8 @@ def test_invalid_arguments_are_refused() -> None:
         BatchTrigger(batch_ids=[])
     with pytest.raises(ValueError, match="poll_interval"):
         BatchTrigger(batch_ids=["a"], poll_interval=10, max_poll_interval=5)
+    with pytest.raises(ValueError, match="max_concurrent_requests"):
+        BatchTrigger(batch_ids=["a"], max_concurrent_requests=0)
 
 
 async def test_many_batches_in_one_trigger(ntropy_connection: str, ntropy_emulator) -> None:
