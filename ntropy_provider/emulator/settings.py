@@ -84,11 +84,12 @@ _NON_NEGATIVE = {
     "rate_limit",
     "latency_ms",
     "create_batch_delay_ms",
-    "webhook_timeout_seconds",
-    "webhook_retry_initial_seconds",
     "webhook_retry_max_seconds",
     "webhook_retry_window_seconds",
 }
+#: 0 would not mean "fast" here: a first pause of 0 doubles to 0 for ever (a failing receiver hammered
+#: in a tight loop for the whole retry window), and aiohttp reads a timeout of 0 as "no timeout".
+_POSITIVE = {"items_per_second", "webhook_timeout_seconds", "webhook_retry_initial_seconds"}
 
 
 def _number(name: str, value: Any) -> float:
@@ -120,8 +121,8 @@ def _check(name: str, value: Any) -> Any:
             raise ValueError(f"fail_status: expected an HTTP error status (400-599), got {value!r}")
         return value
     number = _number(name, value)
-    if name == "items_per_second" and number <= 0:
-        raise ValueError(f"items_per_second: expected a number > 0, got {value!r}")
+    if name in _POSITIVE and number <= 0:
+        raise ValueError(f"{name}: expected a number > 0, got {value!r}")
     if name in _FRACTIONS and not 0.0 <= number <= 1.0:
         raise ValueError(f"{name}: expected a fraction between 0 and 1, got {value!r}")
     if name in _NON_NEGATIVE and number < 0:

@@ -113,6 +113,8 @@ def test_rate_limit_below_one_per_second_still_lets_requests_through() -> None:
         ({"fail_status": 200}, "fail_status: expected an HTTP error status"),
         ({"credits": -5}, "credits: expected null or an integer"),
         ({"rate_limit": True}, "rate_limit: expected a finite number"),
+        ({"webhook_retry_initial_seconds": 0}, "webhook_retry_initial_seconds: expected a number > 0"),
+        ({"webhook_timeout_seconds": 0}, "webhook_timeout_seconds: expected a number > 0"),
     ],
 )
 def test_settings_reject_bad_values(changes, message):
