@@ -48,7 +48,7 @@ from ntropy_provider.schema import (
     TRANSACTIONS_OPERATION,
     Batch,
 )
-from ntropy_provider.triggers.batch import BatchTrigger
+from ntropy_provider.triggers.batch import TRANSIENT_ERRORS, BatchTrigger
 from ntropy_provider.triggers.progress import ProgressTracker, next_poll_interval
 
 if TYPE_CHECKING:
@@ -407,7 +407,15 @@ class SubmitBatchOperator(BaseOperator):
         interval = self.poll_interval
         while True:
             for batch_id in tracker.pending:
-                batch = hook.get_batch(batch_id)
+                try:
+                    batch = hook.get_batch(batch_id)
+                except TRANSIENT_ERRORS as err:
+                    # As in the deferred wait: the API's trouble after the hook's retries does not end
+                    # a wait that may last hours; the next poll asks again (the timeout still applies).
+                    self.log.warning(
+                        "Transient error polling batch %s (%s: %s)", batch_id, type(err).__name__, err
+                    )
+                    continue
                 latest[batch_id] = batch
                 tracker.update(batch, time.monotonic())
             if tracker.all_terminal:

@@ -18,7 +18,7 @@ from airflow.sdk.exceptions import (
 )
 
 from ntropy_provider.schema import Batch, BatchStatus
-from ntropy_provider.triggers.batch import BatchTrigger
+from ntropy_provider.triggers.batch import TRANSIENT_ERRORS, BatchTrigger
 from ntropy_provider.utils.batch_ids import resolve_batch_ids
 
 if TYPE_CHECKING:
@@ -48,7 +48,9 @@ class BatchSensor(BaseSensorOperator):
     Deferrable by default (the ``[operators] default_deferrable`` setting): it checks once, and only
     defers to :class:`~ntropy_provider.triggers.batch.BatchTrigger` (one trigger for all the batches)
     when some are still processing. With ``deferrable=False`` it pokes (``mode="poke"`` or
-    ``"reschedule"``), one GET per pending batch per poke. ``soft_fail`` turns failures into a skip.
+    ``"reschedule"``), one GET per pending batch per poke; a transient API error (5xx, 429, connection)
+    only skips a poke, as it only delays a poll of the deferred wait. ``soft_fail`` turns failures into
+    a skip.
 
     Returns (XCom) ``{"batch_ids": [...], "batches": [Batch.to_dict(), ...]}``, so that a downstream
     ``batch_ids=`` argument accepts it too.
@@ -112,7 +114,13 @@ class BatchSensor(BaseSensorOperator):
         :param context: the task context.
         """
         ids = self._ids()
-        batches = self._check(ids)
+        try:
+            batches = self._check(ids)
+        except TRANSIENT_ERRORS as err:
+            # As in the deferred wait: a 5xx, 429 or connection error after the hook's own retries is
+            # not the batches' fault; the next poke tries again (the sensor's timeout still applies).
+            self.log.warning("Transient error while checking the batches (%s: %s)", type(err).__name__, err)
+            return False
         pending = [b for b in batches if not b.is_terminal]
         if pending:
             done = sum(b.progress for b in batches)

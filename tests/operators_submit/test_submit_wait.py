@@ -169,3 +169,25 @@ def test_budget_spent_for_one_chunk_names_the_others_in_error_too(
         operator._resubmit_errored(context, errored)
     assert all(batch_id in str(caught.value) for batch_id in errored), str(caught.value)
     assert ntropy_emulator.stats()["batches_created"] == created, "nothing resubmitted once the task fails"
+
+
+def test_polling_wait_absorbs_a_transient_error(
+    ntropy_connection: str, ntropy_emulator, state_store, make_rows
+) -> None:
+    from ntropy_provider.exceptions import NtropyConnectionError
+    from ntropy_provider.hooks.ntropy import NtropyHook
+
+    failures: list[str] = []
+
+    class FlakyHook(NtropyHook):
+        def get_batch(self, batch_id: str) -> Any:
+            if not failures:
+                failures.append(batch_id)
+                raise NtropyConnectionError("connection reset after retries")
+            return super().get_batch(batch_id)
+
+    operator = _operator(make_rows(15))
+    operator.get_hook = FlakyHook  # type: ignore[method-assign]
+    result = operator.execute({"task_state_store": state_store})
+    assert len(failures) == 1
+    assert len(result["batch_ids"]) == 2 and ntropy_emulator.stats()["batches_completed"] == 2

@@ -157,3 +157,28 @@ def test_soft_fail_turns_a_deferred_failure_into_a_skip(ntropy_connection: str, 
     event = _event(["b1"], "error", "batch_error", errored=["b1"])
     with pytest.raises(AirflowSkipException):
         sensor.resume_execution("execute_complete", {"event": event}, {})
+
+
+class _FlakyHook(NtropyHook):
+    """The real hook, whose first get_batch fails as if the API's 503s outlasted the retry budget."""
+
+    failures = 0
+
+    def get_batch(self, batch_id: str) -> Any:
+        if _FlakyHook.failures == 0:
+            _FlakyHook.failures += 1
+            from ntropy_provider.exceptions import NtropyServerError
+
+            raise NtropyServerError("HTTP 503 after retries", status=503)
+        return super().get_batch(batch_id)
+
+
+def test_poke_absorbs_a_transient_error(ntropy_connection: str, ntropy_emulator) -> None:
+    ids = _create(1)
+    _finished(ids)
+    _FlakyHook.failures = 0
+    sensor = _sensor(ids, deferrable=False, mode="poke")
+    with mock.patch.object(sensor, "get_hook", lambda: _FlakyHook()):
+        result = sensor.execute({})
+    assert _FlakyHook.failures == 1
+    assert [b["status"] for b in result["batches"]] == ["completed"]
