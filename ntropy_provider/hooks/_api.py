@@ -23,6 +23,7 @@ from ntropy_provider.hooks._http import (
     error_for_exception,
     loads,
     new_request_id,
+    scrub,
 )
 from ntropy_provider.hooks._retry import Attempts, RetryEvent, RetryPolicy
 from ntropy_provider.schema import (
@@ -37,6 +38,7 @@ from ntropy_provider.schema import (
 )
 
 RetryCallback = Callable[[RetryEvent], None]
+T = TypeVar("T")
 #: A list answer: its items and the next page's cursor (``None`` on the last page).
 Page = tuple[list[dict[str, Any]], str | None]
 
@@ -196,12 +198,37 @@ class Exchange:
             )
         return self._retry(event)
 
+    def read(self, parse: Callable[[bytes], T], body: bytes) -> T:
+        """Read a successful answer's body, or end the call with an error naming the request.
+
+        A 2xx whose body is not what the API sends (a proxy's HTML page, a truncated or changed
+        document) would otherwise escape as a bare ``JSONDecodeError`` or ``KeyError``.
+
+        :param parse: turns the body into the call's result.
+        :param body: the answer's body.
+        :raises NtropyError: when ``parse`` cannot read the body.
+        """
+        try:
+            return parse(body)
+        except (ValueError, KeyError, TypeError) as err:
+            acted = (
+                "; the server accepted the request, so what it created exists even though this "
+                "answer could not be read"
+                if self.method == "POST"
+                else ""
+            )
+            raise NtropyError(
+                scrub(
+                    f"Ntropy API answered {self.method} {self.path} with a body this client cannot read: "
+                    f"{type(err).__name__}: {err} (X-Request-ID {self._attempts.request_id}){acted}",
+                    self._settings.api_key,
+                ),
+                request_id=self._attempts.request_id,
+            ) from None
+
     def _retry(self, event: RetryEvent) -> float:
         report_retry(self._log, self._on_retry, event, self._attempts.policy.max_attempts)
         return event.wait
-
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 import aiohttp
@@ -154,12 +154,13 @@ class NtropyAsyncHook(BaseHook):
         *,
         params: Mapping[str, Any] | None = None,
         body: bytes | None = None,
-    ) -> bytes:
+        parse: Callable[[bytes], T] | None = None,
+    ) -> Any:
         settings = await self.get_settings()
         if self._session is not None:
-            return await self._request_in(self._session, settings, method, path, params, body)
+            return await self._request_in(self._session, settings, method, path, params, body, parse)
         async with self._new_session(settings) as session:
-            return await self._request_in(session, settings, method, path, params, body)
+            return await self._request_in(session, settings, method, path, params, body, parse)
 
     async def _request_in(
         self,
@@ -169,7 +170,8 @@ class NtropyAsyncHook(BaseHook):
         path: str,
         params: Mapping[str, Any] | None,
         body: bytes | None,
-    ) -> bytes:
+        parse: Callable[[bytes], T] | None = None,
+    ) -> Any:
         exchange = Exchange(
             method,
             path,
@@ -198,11 +200,13 @@ class NtropyAsyncHook(BaseHook):
             else:
                 wait = exchange.answered(status, content, retry_after)
                 if wait is None:
-                    return content
+                    return content if parse is None else exchange.read(parse, content)
             await asyncio.sleep(wait)
 
     async def _call(self, call: Call[T]) -> T:
-        return call.parse(await self._request(call.method, call.path, params=call.params, body=call.body))
+        return await self._request(
+            call.method, call.path, params=call.params, body=call.body, parse=call.parse
+        )
 
     async def create_batch(
         self,

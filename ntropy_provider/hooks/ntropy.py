@@ -230,7 +230,9 @@ class NtropyHook(HttpHook):
         params: Mapping[str, Any] | None = None,
         body: bytes | None = None,
         policy: RetryPolicy | None = None,
-    ) -> requests.Response:
+        parse: Callable[[bytes], Any] | None = None,
+    ) -> Any:
+        """Send one call (retrying as the policy says): the response, or ``parse`` of its body."""
         settings = self.settings
         session = self.get_conn()
         exchange = Exchange(
@@ -262,14 +264,14 @@ class NtropyHook(HttpHook):
                     response.status_code, response.content, response.headers.get(RETRY_AFTER_HEADER)
                 )
                 if wait is None:
-                    return response
+                    return response if parse is None else exchange.read(parse, response.content)
             time.sleep(wait)
 
     def _call(self, call: Call[T]) -> T:
-        return call.parse(self._request(call.method, call.path, params=call.params, body=call.body).content)
+        return self._request(call.method, call.path, params=call.params, body=call.body, parse=call.parse)
 
-    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
-        return loads(self._request(method, path, **kwargs).content)
+    def _json(self, method: str, path: str, build: Callable[[Any], T], **kwargs: Any) -> T:
+        return self._request(method, path, parse=lambda body: build(loads(body)), **kwargs)
 
     def _iter_pages(self, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
         cursor: str | None = None
@@ -450,7 +452,7 @@ class NtropyHook(HttpHook):
         if type not in ACCOUNT_HOLDER_TYPES:
             raise ValueError(f"type: expected one of {', '.join(ACCOUNT_HOLDER_TYPES)}, got {type!r}")
         body = dumps({"id": account_holder_id, "type": type, "name": name, "category_id": category_id})
-        return AccountHolder.from_dict(self._json("POST", ACCOUNT_HOLDERS_PATH, body=body))
+        return self._json("POST", ACCOUNT_HOLDERS_PATH, AccountHolder.from_dict, body=body)
 
     def get_account_holder(self, account_holder_id: str) -> AccountHolder:
         """Fetch an account holder.
@@ -458,7 +460,7 @@ class NtropyHook(HttpHook):
         :param account_holder_id: the holder's id.
         :raises NtropyNotFoundError: when it does not exist.
         """
-        return AccountHolder.from_dict(self._json("GET", item_path(ACCOUNT_HOLDERS_PATH, account_holder_id)))
+        return self._json("GET", item_path(ACCOUNT_HOLDERS_PATH, account_holder_id), AccountHolder.from_dict)
 
     def ensure_account_holder(
         self,
@@ -501,7 +503,7 @@ class NtropyHook(HttpHook):
         :param hmac_secret: an optional signing secret (Ntropy does not document how it signs).
         """
         body = dumps({"url": url, "events": list(events), "token": token, "hmac_secret": hmac_secret})
-        return Webhook.from_dict(self._json("POST", WEBHOOKS_PATH, body=body))
+        return self._json("POST", WEBHOOKS_PATH, Webhook.from_dict, body=body)
 
     def list_webhooks(self) -> list[Webhook]:
         """Every registered webhook (all pages)."""
@@ -513,7 +515,7 @@ class NtropyHook(HttpHook):
         :param webhook_id: the webhook's id.
         :raises NtropyNotFoundError: when it does not exist.
         """
-        return Webhook.from_dict(self._json("GET", item_path(WEBHOOKS_PATH, webhook_id)))
+        return self._json("GET", item_path(WEBHOOKS_PATH, webhook_id), Webhook.from_dict)
 
     def update_webhook(
         self,

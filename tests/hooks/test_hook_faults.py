@@ -20,6 +20,7 @@ from ntropy_provider.exceptions import (
     NtropyRateLimitError,
     NtropyServerError,
 )
+from ntropy_provider.hooks._api import Call, parse_batch
 from ntropy_provider.hooks._retry import RetryEvent
 from ntropy_provider.hooks.ntropy import NtropyHook
 
@@ -238,3 +239,16 @@ def test_a_redirect_is_an_error_not_a_success(
         asyncio.run(async_hook._request("GET", "/v3/batches/"))
     assert async_info.value.status == 307
     assert retries == []
+
+
+def test_a_2xx_body_that_cannot_be_read_is_an_error_naming_the_request(hook: NtropyHook, async_hook) -> None:
+    # A 200 whose body is not the API's document (here: the emulator's stats, not a Batch; in real life
+    # a proxy's page or a changed schema) ends in an NtropyError with the request id, not a KeyError.
+    not_a_batch = Call("GET", "/_emulator/stats", parse_batch)
+    with pytest.raises(
+        NtropyError, match=r"cannot read: KeyError: 'id' \(X-Request-ID [0-9a-f]{32}\)"
+    ) as info:
+        hook._call(not_a_batch)
+    assert info.value.request_id
+    with pytest.raises(NtropyError, match="cannot read: KeyError"):
+        asyncio.run(async_hook._call(not_a_batch))
