@@ -117,7 +117,8 @@ class SubmitBatchOperator(BaseOperator):
     has no results), so a chunk whose only candidates errored is sent again, which is what one does
     with an errored batch anyway; and the hook must not blindly retry a POST whose answer was lost.
     The state persists after success, so clearing a successful task re-attaches to its batches
-    instead of paying again for the same input.
+    instead of paying again for the same input, unless ``[state_store] clear_on_success`` is set or
+    the state outlived its retention (``state_retention``), in which case the input is sent again.
 
     With ``wait_for_completion``, the operator waits for its batches (deferred to the triggerer
     with :class:`~ntropy_provider.triggers.batch.BatchTrigger`, or polling), resubmits chunks whose
