@@ -406,7 +406,8 @@ class NtropyHook(HttpHook):
             decides what an errored batch means).
         :raises NtropyTimeoutError: naming the batches still processing at the deadline.
         """
-        ids = list(dict.fromkeys(batch_ids))
+        given = list(batch_ids)
+        ids = list(dict.fromkeys(given))  # each batch polled once, even when named twice
         deadline = None if timeout is None else time.monotonic() + timeout
         final: dict[str, Batch] = {}
         while True:
@@ -418,7 +419,8 @@ class NtropyHook(HttpHook):
                         self.log.info("Batch %s ended %s (%d items)", batch_id, batch.status, batch.total)
             pending = [batch_id for batch_id in ids if batch_id not in final]
             if not pending:
-                return [final[batch_id] for batch_id in ids]
+                # One Batch per id given, so that the answer lines up with the argument.
+                return [final[batch_id] for batch_id in given]
             wait = poll_interval
             if deadline is not None:
                 # Sleep at most until the deadline and look once more there: giving up as soon as the

@@ -132,3 +132,12 @@ def test_a_cursor_that_repeats_ends_the_walk_instead_of_looping(
 
     with pytest.raises(NtropyError, match="a second time"):
         asyncio.run(walk())
+
+
+def test_wait_for_batches_answers_one_batch_per_id_given(
+    hook: NtropyHook, ntropy_emulator, make_rows
+) -> None:
+    first, second = hook.create_batch(make_rows(2)), hook.create_batch(make_rows(3))
+    ids = [first.id, second.id, first.id]  # a repeated id must not shift the answers against the ids
+    finals = hook.wait_for_batches(ids, poll_interval=0.05, timeout=30)
+    assert [batch.id for batch in finals] == ids and [batch.total for batch in finals] == [2, 3, 2]
