@@ -165,10 +165,14 @@ def resolve_base_url(
         )
     if "://" in host:
         parts = urlsplit(host)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            url_port = parts.port  # raises for a port that is not a number or out of range
+        except ValueError:
+            url_port = -1
+        if parts.scheme not in ("http", "https") or not parts.hostname or url_port == -1:
             raise ValueError(f"Connection {conn_id!r}: host: expected an http(s) URL, got {host!r}")
         url = f"{parts.scheme}://{parts.netloc}{parts.path}".rstrip("/")
-        if port and parts.port is None:
+        if port and url_port is None:
             url = f"{parts.scheme}://{parts.netloc}:{port}{parts.path}".rstrip("/")
         return url
     # A host field may carry a port ("127.0.0.1:8900") and may be a bare IPv6 literal ("::1"): read it

@@ -51,6 +51,7 @@ def test_base_url_from_fields(fields: dict, expected: str) -> None:
     [
         ({"region": "ap"}, "region: expected one of us, eu, got 'ap'"),
         ({"host": "ftp://x"}, "host: expected an http"),
+        ({"host": "http://127.0.0.1:89OO"}, "Connection 'c': host: expected an http"),
         ({"host": "x.example.com", "schema": "ftp"}, "schema: expected 'http' or 'https'"),
         ({"host": "x.example.com:https"}, "host: expected a host name, optionally with :port"),
     ],
