@@ -132,6 +132,7 @@ with DAG(
     @task
     def ensure_account_holders(params: dict[str, Any]) -> int:
         """Create in Ntropy every holder of the holders file that does not exist yet (idempotent)."""
+        import pyarrow as pa
         import pyarrow.csv as pa_csv
         import pyarrow.parquet as pq
 
@@ -144,13 +145,17 @@ with DAG(
                 "No holders file (%s) in %s: rows will be enriched as they are", HOLDER_FILES, landing
             )
             return 0
+        # Ids typed as text: CSV type inference would send ids like "1001" as integers.
+        ids_as_text = pa_csv.ConvertOptions(column_types={"id": pa.string()})
         with holders_file.open("rb") as handle:
-            is_parquet = holders_file.name.endswith(".parquet")
-            holders = (pq.read_table(handle) if is_parquet else pa_csv.read_csv(handle)).to_pylist()
+            if holders_file.name.endswith(".parquet"):
+                holders = pq.read_table(handle).to_pylist()
+            else:
+                holders = pa_csv.read_csv(handle, convert_options=ids_as_text).to_pylist()
         hook = NtropyHook(ntropy_conn_id=NTROPY_CONN_ID)
         for holder in holders:
             hook.ensure_account_holder(
-                holder["id"], holder.get("type") or "consumer", name=holder.get("name")
+                str(holder["id"]), holder.get("type") or "consumer", name=holder.get("name")
             )
         return len(holders)
 

@@ -76,14 +76,27 @@ def _first_existing(folder: ObjectStoragePath, names: tuple[str, ...]) -> Object
 
 
 def _read_column(path: ObjectStoragePath, column: str) -> list[Any]:
-    """One column of a Parquet or CSV file (Parquet reads only that column)."""
+    """One column of a Parquet or CSV file, as strings (Parquet reads only that column).
+
+    A file without the column gives no values: optional columns (``account_holder_id``) may be absent.
+    """
+    import pyarrow as pa
     import pyarrow.csv as pa_csv
     import pyarrow.parquet as pq
 
     with path.open("rb") as handle:
         if path.name.endswith(".parquet"):
-            return pq.read_table(handle, columns=[column]).column(column).to_pylist()
-        options = pa_csv.ConvertOptions(include_columns=[column], strings_can_be_null=True)
+            parquet = pq.ParquetFile(handle)
+            if column not in parquet.schema_arrow.names:
+                return []
+            return parquet.read(columns=[column]).column(column).cast(pa.string()).to_pylist()
+        # Typed as string: type inference would turn ids like "1001" into integers.
+        options = pa_csv.ConvertOptions(
+            include_columns=[column],
+            include_missing_columns=True,
+            column_types={column: pa.string()},
+            strings_can_be_null=True,
+        )
         return pa_csv.read_csv(handle, convert_options=options).column(column).to_pylist()
 
 
@@ -141,13 +154,17 @@ with DAG(
         holders_file = _first_existing(ObjectStoragePath(params["landing_path"]), HOLDER_FILES)
         listed: dict[str, dict[str, Any]] = {}
         if holders_file is not None:
+            import pyarrow as pa
             import pyarrow.csv as pa_csv
             import pyarrow.parquet as pq
 
+            ids_as_text = pa_csv.ConvertOptions(column_types={"id": pa.string()})
             with holders_file.open("rb") as handle:
-                is_parquet = holders_file.name.endswith(".parquet")
-                table = pq.read_table(handle) if is_parquet else pa_csv.read_csv(handle)
-            listed = {row["id"]: row for row in table.to_pylist()}
+                if holders_file.name.endswith(".parquet"):
+                    table = pq.read_table(handle)
+                else:
+                    table = pa_csv.read_csv(handle, convert_options=ids_as_text)
+            listed = {str(row["id"]): row for row in table.to_pylist()}
         hook = NtropyHook(ntropy_conn_id=NTROPY_CONN_ID)
         ensured = 0
         for holder_id in sorted(named & listed.keys()):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from dags_examples_helpers import DAY, REPO_ROOT, load_dag_module, load_module_from
@@ -103,3 +104,34 @@ def test_publish_refuses_counts_that_do_not_add_up(data_root):
     events = list(publish(landed, {"total": 105, "rejected": 15}, written, DAY.isoformat()))
     assert [e.extra["input_rows"] for e in events] == [120, 120]
     assert [e.extra["path"] for e in events] == ["file:///x/ok", "file:///x/errors"]
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_holders_step_accepts_files_without_the_optional_account_holder_column(tmp_path, fmt):
+    # account_holder_id is optional in the API (null disables categorization): exports without it are common.
+    day = dt.date(2024, 4, 3)
+    rows = [
+        {k: v for k, v in row.items() if k != "account_holder_id"}
+        for row in sample_data.transactions_for_date(day, 40, seed=9)
+    ]
+    landed = sample_data.partition_path(tmp_path / "landing", day, fmt)
+    if fmt == "parquet":  # not write_table: its fixed schema would add the column back, all null
+        landed.parent.mkdir(parents=True)
+        pq.write_table(pa.Table.from_pylist(rows), landed)
+    else:
+        sample_data.write_table(rows, landed, fmt)
+    holders_file = tmp_path / "landing" / f"account_holders.{fmt}"
+    sample_data.write_holders(sample_data.account_holders(4), holders_file, fmt)
+    ensure = (
+        load_dag_module("ntropy_nightly_enrichment").dag.get_task("ensure_account_holders").python_callable
+    )
+
+    assert ensure(str(landed), {"landing_path": str(tmp_path / "landing")}) == {"ensured": 0, "not_listed": 0}
+
+
+def test_holder_ids_that_look_like_numbers_stay_strings(tmp_path):
+    # CSV type inference would read "1001" as an integer: never equal to the string the API and rows use.
+    module = load_dag_module("ntropy_nightly_enrichment")
+    path = tmp_path / "transactions.csv"
+    path.write_text("id,account_holder_id\nt1,1001\nt2,\n")
+    assert module._read_column(module.ObjectStoragePath(str(path)), "account_holder_id") == ["1001", None]
