@@ -126,6 +126,10 @@ class ManagedProcess:
         """
         if self.popen is None:
             return
+        # Airflow puts every task runner in a process group of its own (the supervisor's setpgid), so
+        # killing our group misses them: note every descendant now, before their parents die and they are
+        # re-parented out of reach, and kill the ones still alive once the group is gone.
+        descendants = self._descendants()
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.popen.pid, sig)
         try:
@@ -134,9 +138,21 @@ class ManagedProcess:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.popen.pid, signal.SIGKILL)
             self.popen.wait(timeout=30)
-        # Children that changed their process group are not expected; stragglers of the group die here.
+        # Stragglers of the group die here, then descendants that had left it.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.popen.pid, signal.SIGKILL)
+        for child in descendants:
+            with contextlib.suppress(psutil.Error):
+                child.kill()
+        psutil.wait_procs(descendants, timeout=10)
+
+    def _descendants(self) -> list[psutil.Process]:
+        if self.popen is None:
+            return []
+        try:
+            return psutil.Process(self.popen.pid).children(recursive=True)
+        except psutil.Error:
+            return []
 
     def log_tail(self, lines: int = 40) -> str:
         """The last lines of the process's output, for error messages."""
