@@ -189,7 +189,12 @@ class EventRecorder:
                 )
                 asset_event_id = asset_event.id
         except IntegrityError:
-            return RecordResult(RecordOutcome.DUPLICATE)
+            # Only the claim's primary key makes this a duplicate. A constraint elsewhere (in Airflow's
+            # tables) rolled the claim back too: answering "duplicate" would lose the event for good, so
+            # let it surface as a database error (503) and have Ntropy retry it.
+            if self.is_recorded(event.conn_id, event.event_id):
+                return RecordResult(RecordOutcome.DUPLICATE)
+            raise
         return RecordResult(RecordOutcome.RECORDED, asset_event_id)
 
     def _no_consumer_reason(self, uri: str) -> str:

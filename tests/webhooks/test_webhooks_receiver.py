@@ -273,6 +273,29 @@ class TestRecording:
         assert post(receiver, kit.batch_event()).json()["status"] == "recorded"
         assert kit.queued_runs(f"consumer_{receiver.conn_id}") == []
 
+    def test_integrity_error_inside_airflow_is_retried_not_taken_for_a_duplicate(
+        self, receiver, kit, monkeypatch
+    ):
+        from airflow.assets.manager import asset_manager
+        from sqlalchemy.exc import IntegrityError
+
+        original = asset_manager.register_asset_change
+        failures = [IntegrityError("INSERT INTO asset_partition_dag_run ...", {}, Exception("unique"))]
+
+        def flaky(**kwargs):
+            if failures:
+                raise failures.pop()
+            return original(**kwargs)
+
+        monkeypatch.setattr(asset_manager, "register_asset_change", flaky)
+        body = kit.batch_event()
+        refused = post(receiver, body)
+        assert refused.status_code == 503, refused.text  # not 200 "duplicate": the event was not recorded
+        assert kit.asset_events(receiver.conn_id) == []
+        retried = post(receiver, body)  # Ntropy's retry
+        assert retried.json()["status"] == "recorded"
+        assert recorded_event_ids(receiver, kit) == [body["event_id"]]
+
     def test_replayed_event_id_is_accepted_and_recorded_once(self, receiver, kit):
         body = kit.batch_event()
         answers = [post(receiver, body) for _ in range(3)]
