@@ -12,6 +12,7 @@ import os
 from typing import Any
 
 from airflow.sdk import DAG, PartitionedAssetTimetable, task
+from airflow.sdk.exceptions import AirflowFailException
 
 from ntropy_provider.operators.results_to_parquet import ResultsToParquetOperator
 from ntropy_provider.webhooks.assets import batches_asset
@@ -46,8 +47,8 @@ next event.)
 * `batches.completed` -> `write_results` (one mapped task per batch) writes
   `<output_path>/batch_id=<id>/ok/part-0.parquet` and `.../errors/part-0.parquet`, atomically;
   a rerun rewrites identical files.
-* `batches.error` -> `alert_on_errored_batches` fails, naming the batches and events, so the run is
-  failed and your failure alerts fire. Ntropy advises resubmitting: trigger a new run of
+* `batches.error` -> `alert_on_errored_batches` fails at once (no retries), naming the batches and
+  events, so the run is failed and your failure alerts fire. Ntropy advises resubmitting: trigger a new run of
   `ntropy_submit_only` for that day.
 
 **What to change**
@@ -101,7 +102,11 @@ with DAG(
         errored = _plan(triggering_asset_events).errored
         if errored:
             named = ", ".join(f"{r.batch_id} (event {r.event_id}, {r.total} rows)" for r in errored)
-            raise RuntimeError(f"{len(errored)} Ntropy batch(es) ended in error, resubmit them: {named}")
+            # No retry: the run's events do not change, so every try would fail the same way, and the
+            # failure (the alert) would only come after the retries' delays.
+            raise AirflowFailException(
+                f"{len(errored)} Ntropy batch(es) ended in error, resubmit them: {named}"
+            )
         return 0
 
     ResultsToParquetOperator.partial(task_id="write_results", ntropy_conn_id=NTROPY_CONN_ID).expand_kwargs(

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
+from airflow.sdk.exceptions import AirflowFailException
 
 from ntropy_provider.webhooks.assets import BatchEventRecord, batches_asset
 
@@ -80,6 +81,7 @@ def test_errored_batches_fail_the_alert_task_naming_them(dags):
     dag = dags["ntropy_webhook_results"]
     errored = _event("batches.error")
     alert = dag.get_task("alert_on_errored_batches").python_callable
-    with pytest.raises(RuntimeError, match=errored.extra["batch_id"]):
+    # AirflowFailException: failed without retries, which would only delay the alert.
+    with pytest.raises(AirflowFailException, match=errored.extra["batch_id"]):
         alert(triggering_asset_events={batches_asset("ntropy_default"): [_event(), errored]})
     assert alert(triggering_asset_events={batches_asset("ntropy_default"): [_event()]}) == 0
