@@ -329,13 +329,17 @@ def write_landing(
     :param fmt: ``parquet`` or ``csv``.
     :param seed: the random seed.
     :param holders: how many account holders exist.
-    :raises ValueError: when the range is empty, the format unknown or ``rows_per_day`` negative.
+    :raises ValueError: when the range is empty, the format unknown, ``rows_per_day`` negative or
+        ``holders`` below 1.
     """
     end = end or start
     if end < start:
         raise ValueError(f"end: {end} is before start {start}")
     if rows_per_day < 0:
         raise ValueError(f"rows_per_day: expected >= 0, got {rows_per_day}")
+    if holders < 1:
+        # Rows pick their holder among the existing ones: with none, there is nothing to pick from.
+        raise ValueError(f"holders: expected at least 1, got {holders}")
     root = Path(out)
     holder_rows = account_holders(holders, seed=seed)
     holders_file = root / f"{ACCOUNT_HOLDERS_FILE}.{fmt}"

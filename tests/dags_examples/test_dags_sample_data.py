@@ -87,3 +87,5 @@ def test_cli_prints_a_summary_and_refuses_a_backwards_range(tmp_path, capsys):
     assert printed["rows"] == 5 and printed["files"][0].endswith("date=2024-03-01/transactions.parquet")
     with pytest.raises(SystemExit, match="end: 2024-02-01 is before start 2024-03-01"):
         sample_data.main(["--out", str(tmp_path), "--start", "2024-03-01", "--end", "2024-02-01"])
+    with pytest.raises(SystemExit, match="holders: expected at least 1, got 0"):
+        sample_data.main(["--out", str(tmp_path), "--start", "2024-03-01", "--holders", "0"])
