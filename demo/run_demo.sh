@@ -37,6 +37,9 @@ EMULATOR_PID=""
 cleanup() {
   if [[ -n "$EMULATOR_PID" ]] && kill -0 "$EMULATOR_PID" 2>/dev/null; then
     kill "$EMULATOR_PID" 2>/dev/null || true
+    # Bounded: 10 s for a clean exit, then SIGKILL, so the demo never hangs on its way out.
+    for _ in $(seq 50); do kill -0 "$EMULATOR_PID" 2>/dev/null || break; sleep 0.2; done
+    kill -9 "$EMULATOR_PID" 2>/dev/null || true
     wait "$EMULATOR_PID" 2>/dev/null || true
   fi
 }
