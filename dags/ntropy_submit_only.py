@@ -10,6 +10,7 @@ import os
 from typing import Any
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, ObjectStoragePath, Param, task
+from airflow.sdk.exceptions import AirflowFailException
 
 from ntropy_provider.operators.ensure_webhook import EnsureWebhookOperator
 from ntropy_provider.operators.submit_batch import SubmitBatchOperator
@@ -77,7 +78,8 @@ with DAG(
         for name in TRANSACTION_FILES:
             if (partition / name).exists():
                 return str(partition / name)
-        raise FileNotFoundError(
+        # No retry: a missing file does not appear by waiting; clear the task once it has landed.
+        raise AirflowFailException(
             f"no transactions landed for {ds}: looked for {', '.join(TRANSACTION_FILES)} in {partition}"
         )
 

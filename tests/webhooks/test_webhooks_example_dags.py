@@ -55,6 +55,13 @@ def test_submit_only_registers_the_webhook_before_submitting_and_ends(dags):
     assert "ntropy_webhook_results" in dag.doc_md
 
 
+def test_submit_only_fails_without_retries_when_nothing_landed(dags, tmp_path):
+    # As in ntropy_nightly_enrichment: retrying (3 x the retry delay) does not make a file land.
+    locate = dags["ntropy_submit_only"].get_task("locate_input").python_callable
+    with pytest.raises(AirflowFailException, match="no transactions landed for 2024-03-01"):
+        locate(ds="2024-03-01", params={"landing_path": str(tmp_path)})
+
+
 def test_results_dag_is_scheduled_on_the_batches_asset(dags):
     dag = dags["ntropy_webhook_results"]
     from airflow.sdk import PartitionedAssetTimetable
