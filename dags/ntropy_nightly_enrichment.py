@@ -54,8 +54,9 @@ and `ntropy_enriched_errors` asset events (their `extra` holds the paths and cou
 **To use it on your data**
 * Set the params `landing_path` and `output_path` (any `ObjectStoragePath`: `s3://bucket/x`,
   `gs://...`, `file:///...`; add `conn_id@` for a non-default connection), or set `NTROPY_DATA_ROOT`.
-* Your columns: `id, description, date, amount, entry_type, currency, account_holder_id` and
-  optionally `location_raw_address`, `location_country` (CSV) or a `location` struct (Parquet).
+* Your columns: `id, description, date, amount, entry_type, currency` and optionally
+  `account_holder_id` (without it, or when null, Ntropy does not categorize the row),
+  `location_raw_address`, `location_country` (CSV) or a `location` struct (Parquet).
 * The schedule is a *data interval* cron: the run that starts after midnight processes the day that
   just ended, and `{{ ds }}` is that day. Runs for past days: `airflow backfill create
   --dag-id ntropy_nightly_enrichment --from-date 2024-01-01 --to-date 2024-01-31` (or ntropy_backfill).
