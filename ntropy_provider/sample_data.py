@@ -32,12 +32,9 @@ import pyarrow.parquet as pq
 
 from ntropy_provider.emulator.catalogue import CITIES, INTERMEDIARIES, MERCHANTS, Merchant
 
-#: File formats the generator writes.
-FORMATS: tuple[str, ...] = ("parquet", "csv")
-#: Name of a day's file inside its ``date=YYYY-MM-DD`` partition (plus the format's extension).
-TRANSACTIONS_FILE = "transactions"
-#: Name of the account holders file at the top of the landing folder (plus the extension).
-ACCOUNT_HOLDERS_FILE = "account_holders"
+# The layout (file names, formats, partition names) is defined once, in ntropy_provider.landing.
+from ntropy_provider.landing import ACCOUNT_HOLDERS_FILE, FORMATS, TRANSACTIONS_FILE, partition_name
+
 #: Prefix of the ids of account holders that are never created (their rows get a per-item error).
 MISSING_HOLDER_PREFIX = "ah-missing-"
 
@@ -377,8 +374,7 @@ def partition_path(root: Path | str, day: dt.date | str, fmt: str = "parquet") -
     :param day: the day (a date or ``YYYY-MM-DD``).
     :param fmt: ``parquet`` or ``csv``.
     """
-    text = day.isoformat() if isinstance(day, dt.date) else day
-    return Path(root) / f"date={text}" / f"{TRANSACTIONS_FILE}.{fmt}"
+    return Path(root) / partition_name(day) / f"{TRANSACTIONS_FILE}.{fmt}"
 
 
 def _is_invalid(row: dict[str, Any]) -> bool:
