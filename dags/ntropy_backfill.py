@@ -10,14 +10,13 @@ from typing import Any
 from airflow.sdk import DAG, ObjectStoragePath, Param, task
 from airflow.sdk.exceptions import AirflowFailException
 
+from ntropy_provider.landing import count_rows, ensure_account_holders_from_file, find_day_file
 from ntropy_provider.operators.results_to_parquet import ResultsToParquetOperator
 from ntropy_provider.operators.submit_batch import SubmitBatchOperator
 from ntropy_provider.schema import MAX_CONCURRENT_OPERATIONS
 
 DATA_ROOT = os.environ.get("NTROPY_DATA_ROOT", "/tmp/ntropy")
 NTROPY_CONN_ID = "ntropy_default"
-TRANSACTION_FILES = ("transactions.parquet", "transactions.csv")
-HOLDER_FILES = ("account_holders.parquet", "account_holders.csv")
 #: Days submitted or waited on at once. Deferred tasks count too, so with at most one batch per day
 #: (days up to 24,960 rows) no more than this many batches are ever in flight: the API's limit.
 DAYS_IN_FLIGHT = MAX_CONCURRENT_OPERATIONS
@@ -65,22 +64,6 @@ def _days(start: str, end: str) -> list[str]:
     return [(first + dt.timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
 
 
-def count_rows(path: ObjectStoragePath) -> int:
-    """Rows in a Parquet file (from its footer) or a CSV file (streamed, one column parsed).
-
-    :param path: the file.
-    """
-    import pyarrow as pa
-    import pyarrow.csv as pa_csv
-    import pyarrow.parquet as pq
-
-    with path.open("rb") as handle:
-        if path.name.endswith(".parquet"):
-            return int(pq.read_metadata(handle).num_rows)
-        options = pa_csv.ConvertOptions(include_columns=["id"], column_types={"id": pa.string()})
-        return sum(batch.num_rows for batch in pa_csv.open_csv(handle, convert_options=options))
-
-
 with DAG(
     dag_id="ntropy_backfill",
     description="Enrich a range of landed days with Ntropy, one mapped task per day",
@@ -108,8 +91,7 @@ with DAG(
         landing = ObjectStoragePath(params["landing_path"])
         days = []
         for day in _days(params["start_date"], params["end_date"]):
-            candidates = [landing / f"date={day}" / name for name in TRANSACTION_FILES]
-            found = next((path for path in candidates if path.exists()), None)
+            found = find_day_file(landing, day)
             if found is None:
                 log.warning("No transactions landed for %s: skipped", day)
                 continue
@@ -132,32 +114,10 @@ with DAG(
     @task
     def ensure_account_holders(params: dict[str, Any]) -> int:
         """Create in Ntropy every holder of the holders file that does not exist yet (idempotent)."""
-        import pyarrow as pa
-        import pyarrow.csv as pa_csv
-        import pyarrow.parquet as pq
-
         from ntropy_provider.hooks.ntropy import NtropyHook
 
-        landing = ObjectStoragePath(params["landing_path"])
-        holders_file = next((landing / n for n in HOLDER_FILES if (landing / n).exists()), None)
-        if holders_file is None:
-            log.warning(
-                "No holders file (%s) in %s: rows will be enriched as they are", HOLDER_FILES, landing
-            )
-            return 0
-        # Ids typed as text: CSV type inference would send ids like "1001" as integers.
-        ids_as_text = pa_csv.ConvertOptions(column_types={"id": pa.string()})
-        with holders_file.open("rb") as handle:
-            if holders_file.name.endswith(".parquet"):
-                holders = pq.read_table(handle).to_pylist()
-            else:
-                holders = pa_csv.read_csv(handle, convert_options=ids_as_text).to_pylist()
         hook = NtropyHook(ntropy_conn_id=NTROPY_CONN_ID)
-        for holder in holders:
-            hook.ensure_account_holder(
-                str(holder["id"]), holder.get("type") or "consumer", name=holder.get("name")
-            )
-        return len(holders)
+        return ensure_account_holders_from_file(hook, params["landing_path"])["ensured"]
 
     days = plan()
     holders = ensure_account_holders()

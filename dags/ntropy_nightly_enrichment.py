@@ -7,9 +7,14 @@ import logging
 import os
 from typing import Any
 
-from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Metadata, ObjectStoragePath, Param, chain, task
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Metadata, Param, chain, task
 
+from ntropy_provider.landing import (
+    count_rows,
+    ensure_account_holders_from_file,
+    read_column,
+    require_day_file,
+)
 from ntropy_provider.operators.results_to_parquet import ResultsToParquetOperator
 from ntropy_provider.operators.submit_batch import SubmitBatchOperator
 from ntropy_provider.sensors.batch import BatchSensor
@@ -23,10 +28,6 @@ log = logging.getLogger(__name__)
 #: schedule on these names.
 ENRICHED_OK = Asset(name="ntropy_enriched_ok", uri="ntropy://enriched/ok", group="ntropy")
 ENRICHED_ERRORS = Asset(name="ntropy_enriched_errors", uri="ntropy://enriched/errors", group="ntropy")
-
-#: Files looked for in a day's landing partition, in order.
-TRANSACTION_FILES = ("transactions.parquet", "transactions.csv")
-HOLDER_FILES = ("account_holders.parquet", "account_holders.csv")
 
 DOC_MD = """
 ### Nightly enrichment with Ntropy
@@ -68,52 +69,6 @@ Retries: 3 per task, waiting `[core] default_task_retry_delay` between tries.
 """
 
 
-def _first_existing(folder: ObjectStoragePath, names: tuple[str, ...]) -> ObjectStoragePath | None:
-    for name in names:
-        candidate = folder / name
-        if candidate.exists():
-            return candidate
-    return None
-
-
-def _read_column(path: ObjectStoragePath, column: str) -> list[Any]:
-    """One column of a Parquet or CSV file, as strings (Parquet reads only that column).
-
-    A file without the column gives no values: optional columns (``account_holder_id``) may be absent.
-    """
-    import pyarrow as pa
-    import pyarrow.csv as pa_csv
-    import pyarrow.parquet as pq
-
-    with path.open("rb") as handle:
-        if path.name.endswith(".parquet"):
-            parquet = pq.ParquetFile(handle)
-            if column not in parquet.schema_arrow.names:
-                return []
-            return parquet.read(columns=[column]).column(column).cast(pa.string()).to_pylist()
-        # Typed as string: type inference would turn ids like "1001" into integers.
-        options = pa_csv.ConvertOptions(
-            include_columns=[column],
-            include_missing_columns=True,
-            column_types={column: pa.string()},
-            strings_can_be_null=True,
-        )
-        return pa_csv.read_csv(handle, convert_options=options).column(column).to_pylist()
-
-
-def _count_rows(path: ObjectStoragePath) -> int:
-    """Rows in a Parquet file (from its footer) or a CSV file (streamed, one column parsed)."""
-    import pyarrow as pa
-    import pyarrow.csv as pa_csv
-    import pyarrow.parquet as pq
-
-    with path.open("rb") as handle:
-        if path.name.endswith(".parquet"):
-            return int(pq.read_metadata(handle).num_rows)
-        options = pa_csv.ConvertOptions(include_columns=["id"], column_types={"id": pa.string()})
-        return sum(batch.num_rows for batch in pa_csv.open_csv(handle, convert_options=options))
-
-
 with DAG(
     dag_id="ntropy_nightly_enrichment",
     description="Enrich the day's landed transactions with Ntropy and write them as Parquet",
@@ -136,47 +91,17 @@ with DAG(
 
     @task
     def locate_input(ds: str, params: dict[str, Any]) -> str:
-        """The day's transactions file; fails naming what was looked for when nothing landed."""
-        partition = ObjectStoragePath(params["landing_path"]) / f"date={ds}"
-        found = _first_existing(partition, TRANSACTION_FILES)
-        if found is None:
-            # No retry: a missing file does not appear by waiting; clear the task once it has landed.
-            raise AirflowFailException(
-                f"no transactions landed for {ds}: looked for {', '.join(TRANSACTION_FILES)} in {partition}"
-            )
-        return str(found)
+        """The day's transactions file; fails at once (no retries), naming what it looked for, if none."""
+        return str(require_day_file(params["landing_path"], ds))
 
     @task
     def ensure_account_holders(transactions_path: str, params: dict[str, Any]) -> dict[str, int]:
         """Create in Ntropy the listed holders that today's rows name (idempotent: existing ones are kept)."""
         from ntropy_provider.hooks.ntropy import NtropyHook
 
-        named = {h for h in _read_column(ObjectStoragePath(transactions_path), "account_holder_id") if h}
-        holders_file = _first_existing(ObjectStoragePath(params["landing_path"]), HOLDER_FILES)
-        listed: dict[str, dict[str, Any]] = {}
-        if holders_file is not None:
-            import pyarrow as pa
-            import pyarrow.csv as pa_csv
-            import pyarrow.parquet as pq
-
-            ids_as_text = pa_csv.ConvertOptions(column_types={"id": pa.string()})
-            with holders_file.open("rb") as handle:
-                if holders_file.name.endswith(".parquet"):
-                    table = pq.read_table(handle)
-                else:
-                    table = pa_csv.read_csv(handle, convert_options=ids_as_text)
-            listed = {str(row["id"]): row for row in table.to_pylist()}
+        named = read_column(transactions_path, "account_holder_id")
         hook = NtropyHook(ntropy_conn_id=NTROPY_CONN_ID)
-        ensured = 0
-        for holder_id in sorted(named & listed.keys()):
-            row = listed[holder_id]
-            hook.ensure_account_holder(holder_id, row.get("type") or "consumer", name=row.get("name"))
-            ensured += 1
-        unknown = len(named - listed.keys())
-        if unknown:
-            # Not an error: their rows come back from Ntropy with account_holder_not_found.
-            log.warning("%d account holder id(s) named by today's rows are not in the holders file", unknown)
-        return {"ensured": ensured, "not_listed": unknown}
+        return ensure_account_holders_from_file(hook, params["landing_path"], holder_ids=named)
 
     located = locate_input()
     holders = ensure_account_holders(located)
@@ -208,7 +133,7 @@ with DAG(
     @task(outlets=[ENRICHED_OK, ENRICHED_ERRORS])
     def publish(transactions_path: str, submitted: dict[str, Any], written: dict[str, Any], ds: str):
         """Check that every landed row is ok, errored or rejected, then emit the asset events."""
-        landed = _count_rows(ObjectStoragePath(transactions_path))
+        landed = count_rows(transactions_path)
         ok_rows, error_rows = int(written["ok_rows"]), int(written["error_rows"])
         rejected = int(submitted["rejected"])
         if ok_rows + error_rows + rejected != landed:

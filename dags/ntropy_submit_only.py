@@ -9,17 +9,16 @@ import datetime as dt
 import os
 from typing import Any
 
-from airflow.sdk import DAG, CronDataIntervalTimetable, ObjectStoragePath, Param, task
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
 
+from ntropy_provider.io.transactions_source import INPUT_FORMATS
+from ntropy_provider.landing import require_day_file
 from ntropy_provider.operators.ensure_webhook import EnsureWebhookOperator
 from ntropy_provider.operators.submit_batch import SubmitBatchOperator
 
 #: Where the example reads and writes by default; every path is also a DAG param you can override.
 DATA_ROOT = os.environ.get("NTROPY_DATA_ROOT", "/tmp/ntropy")
 NTROPY_CONN_ID = "ntropy_default"
-#: Files looked for in a day's landing partition, in order.
-TRANSACTION_FILES = ("transactions.parquet", "transactions.csv", "transactions.jsonl")
 
 DOC_MD = """
 ### Submit to Ntropy, and let the webhook do the waiting
@@ -73,15 +72,9 @@ with DAG(
 
     @task
     def locate_input(ds: str, params: dict[str, Any]) -> str:
-        """The day's transactions file; fails naming what was looked for when nothing landed."""
-        partition = ObjectStoragePath(params["landing_path"]) / f"date={ds}"
-        for name in TRANSACTION_FILES:
-            if (partition / name).exists():
-                return str(partition / name)
-        # No retry: a missing file does not appear by waiting; clear the task once it has landed.
-        raise AirflowFailException(
-            f"no transactions landed for {ds}: looked for {', '.join(TRANSACTION_FILES)} in {partition}"
-        )
+        """The day's transactions file; fails at once (no retries), naming what it looked for, if none."""
+        # Any format the submit operator reads (JSON Lines too): this DAG never reads the file itself.
+        return str(require_day_file(params["landing_path"], ds, formats=INPUT_FORMATS))
 
     located = locate_input()
     submit = SubmitBatchOperator(

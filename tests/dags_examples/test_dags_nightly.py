@@ -127,11 +127,3 @@ def test_holders_step_accepts_files_without_the_optional_account_holder_column(t
     )
 
     assert ensure(str(landed), {"landing_path": str(tmp_path / "landing")}) == {"ensured": 0, "not_listed": 0}
-
-
-def test_holder_ids_that_look_like_numbers_stay_strings(tmp_path):
-    # CSV type inference would read "1001" as an integer: never equal to the string the API and rows use.
-    module = load_dag_module("ntropy_nightly_enrichment")
-    path = tmp_path / "transactions.csv"
-    path.write_text("id,account_holder_id\nt1,1001\nt2,\n")
-    assert module._read_column(module.ObjectStoragePath(str(path)), "account_holder_id") == ["1001", None]
