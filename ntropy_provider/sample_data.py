@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 from ntropy_provider.emulator.catalogue import CITIES, INTERMEDIARIES, MERCHANTS, Merchant
 
 # The layout (file names, formats, partition names) is defined once, in ntropy_provider.landing.
+from ntropy_provider.io.transactions_source import flatten_location
 from ntropy_provider.landing import ACCOUNT_HOLDERS_FILE, FORMATS, TRANSACTIONS_FILE, partition_name
 
 #: Prefix of the ids of account holders that are never created (their rows get a per-item error).
@@ -272,20 +273,6 @@ def _dates(start: dt.date, end: dt.date) -> Iterator[dt.date]:
         day += dt.timedelta(days=1)
 
 
-def _flatten_location(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    flat = []
-    for row in rows:
-        location = row.get("location") or {}
-        flat.append(
-            {
-                **{k: v for k, v in row.items() if k != "location"},
-                "location_raw_address": location.get("raw_address"),
-                "location_country": location.get("country"),
-            }
-        )
-    return flat
-
-
 def write_table(rows: list[dict[str, Any]], path: Path, fmt: str) -> Path:
     """Write transactions (TransactionInput dicts) to one Parquet or CSV file, atomically.
 
@@ -302,7 +289,7 @@ def write_table(rows: list[dict[str, Any]], path: Path, fmt: str) -> Path:
     if fmt == "parquet":
         pq.write_table(pa.Table.from_pylist(rows, schema=PARQUET_SCHEMA), tmp)
     else:
-        pa_csv.write_csv(pa.Table.from_pylist(_flatten_location(rows)), tmp)
+        pa_csv.write_csv(pa.Table.from_pylist([flatten_location(row) for row in rows]), tmp)
     tmp.replace(path)
     return path
 

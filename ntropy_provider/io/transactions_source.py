@@ -45,6 +45,22 @@ _SUFFIX_FORMATS: dict[str, str] = {
 DEFAULT_READ_BATCH_ROWS = 10_000
 #: Flat columns folded into the ``location`` object.
 FLAT_LOCATION_COLUMNS: dict[str, str] = {"location_raw_address": "raw_address", "location_country": "country"}
+
+
+def flatten_location(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The flat form of a transaction for CSV: ``location`` as :data:`FLAT_LOCATION_COLUMNS`.
+
+    The inverse of what this module does when it reads a flat file, so a row written with it reads
+    back as the same transaction.
+
+    :param row: a TransactionInput dict, with or without ``location``.
+    """
+    location = row.get("location") or {}
+    flat = {key: value for key, value in row.items() if key != "location"}
+    flat.update({column: location.get(key) for column, key in FLAT_LOCATION_COLUMNS.items()})
+    return flat
+
+
 # A 1 MB description must become a reject, not a csv.Error that ends the read; the rule on length is
 # the validator's job. csv's limit is process-wide, so it is only ever raised, never lowered.
 _CSV_FIELD_LIMIT = 2**31 - 1

@@ -12,7 +12,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from ntropy_provider.io.rejects import RejectsWriter
-from ntropy_provider.io.transactions_source import chunk_fingerprint, detect_format, iter_rows
+from ntropy_provider.io.transactions_source import (
+    chunk_fingerprint,
+    detect_format,
+    flatten_location,
+    iter_rows,
+)
 
 GOOD = {
     "id": "t1",
@@ -87,6 +92,28 @@ def test_csv_amounts_are_numbers_and_empty_optionals_are_absent(tmp_path: Path) 
     assert rows[1].transaction["description"] == "rent, march"
     assert {e.field for e in rows[2].errors} == {"id", "amount"}
     assert rows[2].row == 3
+
+
+def test_flattened_rows_read_back_as_the_same_transactions(tmp_path: Path) -> None:
+    import pyarrow.csv as pa_csv
+
+    with_location = {
+        "id": "a",
+        "description": "coffee",
+        "date": "2024-01-02",
+        "amount": 3.5,
+        "entry_type": "outgoing",
+        "currency": "USD",
+        "location": {"raw_address": "10 Union Sq", "country": "US"},
+    }
+    without_location = {**with_location, "id": "b"}
+    del without_location["location"]
+    path = tmp_path / "flat.csv"
+    flat = [flatten_location(row) for row in (with_location, without_location)]
+    assert "location" not in flat[0] and flat[0]["location_country"] == "US"
+    pa_csv.write_csv(pa.Table.from_pylist(flat), path)
+
+    assert [row.transaction for row in iter_rows(path)] == [with_location, without_location]
 
 
 def test_csv_non_utf8_bytes_reject_only_their_row(tmp_path: Path) -> None:

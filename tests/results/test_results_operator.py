@@ -14,6 +14,7 @@ import pytest
 from airflow.sdk import Asset, AssetAlias, ObjectStoragePath
 from airflow.sdk.execution_time.context import OutletEventAccessors
 
+from ntropy_provider.io.transactions_source import flatten_location
 from ntropy_provider.operators.results_to_parquet import BatchesNotCompletedError, ResultsToParquetOperator
 from ntropy_provider.results.datasets import DATA_FILE_NAME, RowCountMismatchError, read_schema_version
 from ntropy_provider.results.input_join import InputJoinError
@@ -96,18 +97,7 @@ def test_split_counts_and_xcom(sample_rows, results_env, tmp_path) -> None:
 
 
 def _flat_input(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    flat = []
-    for row in rows:
-        location = row.get("location") or {}
-        flat.append(
-            {
-                **{k: v for k, v in row.items() if k != "location"},
-                "location_raw_address": location.get("raw_address"),
-                "location_country": location.get("country"),
-                "note": f"user column {row['id']}",
-            }
-        )
-    return flat
+    return [{**flatten_location(row), "note": f"user column {row['id']}"} for row in rows]
 
 
 @pytest.mark.parametrize("file_format", ["parquet", "parquet-nested", "csv"])
