@@ -49,7 +49,7 @@ from ntropy_provider.schema import (
     Batch,
 )
 from ntropy_provider.triggers.batch import TRANSIENT_ERRORS, BatchTrigger
-from ntropy_provider.triggers.progress import ProgressTracker, next_poll_interval
+from ntropy_provider.triggers.progress import ProgressTracker, check_poll_intervals, next_poll_interval
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -190,12 +190,8 @@ class SubmitBatchOperator(BaseOperator):
             raise ValueError(
                 f"on_input_change: expected one of {ON_INPUT_CHANGE_MODES}, got {on_input_change!r}"
             )
-        if not 0 < poll_interval <= max_poll_interval:
-            # Checked here, not only by the trigger: at defer time the batches are already paid for.
-            raise ValueError(
-                "expected 0 < poll_interval <= max_poll_interval, "
-                f"got {poll_interval} and {max_poll_interval}"
-            )
+        # Checked here, not only by the trigger: at defer time the batches are already paid for.
+        check_poll_intervals(poll_interval, max_poll_interval)
         if max_batch_error_retries < 0:
             raise ValueError(f"max_batch_error_retries: expected >= 0, got {max_batch_error_retries}")
         self.items = items

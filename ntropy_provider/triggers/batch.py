@@ -18,7 +18,7 @@ from ntropy_provider.exceptions import (
     NtropyServerError,
 )
 from ntropy_provider.schema import Batch
-from ntropy_provider.triggers.progress import ProgressTracker, next_poll_interval
+from ntropy_provider.triggers.progress import ProgressTracker, check_poll_intervals, next_poll_interval
 
 #: Errors that a wait absorbs: the next poll tries again.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
@@ -79,11 +79,7 @@ class BatchTrigger(BaseTrigger):
         super().__init__()
         if not batch_ids:
             raise ValueError("batch_ids: expected at least one batch id")
-        if not 0 < poll_interval <= max_poll_interval:
-            raise ValueError(
-                "expected 0 < poll_interval <= max_poll_interval, "
-                f"got {poll_interval} and {max_poll_interval}"
-            )
+        check_poll_intervals(poll_interval, max_poll_interval)
         if max_concurrent_requests < 1:
             # asyncio.Semaphore(0) would never let a poll through: the wait would hang, deadline or not.
             raise ValueError(f"max_concurrent_requests: expected >= 1, got {max_concurrent_requests}")

@@ -19,6 +19,19 @@ ETA_MAX_GROWTH = 4.0
 RATE_SMOOTHING = 0.5
 
 
+def check_poll_intervals(poll_interval: float, max_poll_interval: float) -> None:
+    """Refuse interval bounds that :func:`next_poll_interval` cannot work with.
+
+    :param poll_interval: the shortest interval, in seconds.
+    :param max_poll_interval: the longest interval, in seconds.
+    :raises ValueError: unless ``0 < poll_interval <= max_poll_interval``.
+    """
+    if not 0 < poll_interval <= max_poll_interval:
+        raise ValueError(
+            f"expected 0 < poll_interval <= max_poll_interval, got {poll_interval} and {max_poll_interval}"
+        )
+
+
 def next_poll_interval(
     previous: float, eta: float | None, *, minimum: float, maximum: float, growth: float = POLL_GROWTH
 ) -> float:
