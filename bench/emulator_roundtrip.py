@@ -24,7 +24,7 @@ import psutil
 import requests
 
 from bench._common import API_KEY, emulator_process
-from ntropy_provider.schema import MAX_BATCH_SIZE, TRANSACTIONS_OPERATION
+from ntropy_provider.api.wire import MAX_BATCH_SIZE, TRANSACTIONS_OPERATION
 
 ITEMS_PER_SECOND = 1_000_000
 DESCRIPTIONS = [

@@ -62,8 +62,8 @@ def ensure_data(cache: Path, batches: int = BATCHES) -> list[Path]:
     import requests
 
     from ntropy_provider import sample_data
+    from ntropy_provider.api.transaction_input import validate_transaction
     from ntropy_provider.emulator import EmulatorServer
-    from ntropy_provider.schema import validate_transaction
 
     cache.mkdir(parents=True, exist_ok=True)
     print(
@@ -199,7 +199,7 @@ def work_c_pyarrow(files: list[Path], batches: int, out: Path) -> int:
     import pyarrow as pa
     import pyarrow.json as pa_json
 
-    from ntropy_provider.schema import BATCH_RESULTS_ARROW_SCHEMA
+    from ntropy_provider.results.schema import BATCH_RESULTS_ARROW_SCHEMA
 
     def parse(raw: bytes) -> int:
         table = pa_json.read_json(
@@ -252,7 +252,7 @@ def worker(mode: str, cache: Path, batches: int) -> None:
         # one-time cost of Airflow that a task has paid before it runs, not part of the conversion.
         with tempfile.TemporaryDirectory() as scratch:
             as_storage_path(scratch).joinpath("warm-up").open("wb").close()
-        from ntropy_provider.schema import RESULTS_ARROW_SCHEMA
+        from ntropy_provider.results.schema import RESULTS_ARROW_SCHEMA
 
         # pyarrow imports pandas lazily on the first table it builds: import it now, as (b) does.
         RESULTS_ARROW_SCHEMA.empty_table()

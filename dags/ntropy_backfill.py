@@ -10,10 +10,10 @@ from typing import Any
 from airflow.sdk import DAG, ObjectStoragePath, Param, task
 from airflow.sdk.exceptions import AirflowFailException
 
+from ntropy_provider.api.wire import MAX_CONCURRENT_OPERATIONS
 from ntropy_provider.landing import count_rows, ensure_account_holders_from_file, find_day_file
 from ntropy_provider.operators.results_to_parquet import ResultsToParquetOperator
 from ntropy_provider.operators.submit_batch import SubmitBatchOperator
-from ntropy_provider.schema import MAX_CONCURRENT_OPERATIONS
 
 DATA_ROOT = os.environ.get("NTROPY_DATA_ROOT", "/tmp/ntropy")
 NTROPY_CONN_ID = "ntropy_default"

@@ -365,7 +365,7 @@ def partition_path(root: Path | str, day: dt.date | str, fmt: str = "parquet") -
 
 
 def _is_invalid(row: dict[str, Any]) -> bool:
-    from ntropy_provider.schema import validate_transaction
+    from ntropy_provider.api.transaction_input import validate_transaction
 
     return bool(validate_transaction(row))
 

@@ -2,7 +2,7 @@
 
 Bodies are decoded with orjson by hand (not through pydantic models) so that every bad input gets a
 clear 4xx naming what was wrong, and so that a 24,960-item batch is checked in one pass by
-``ntropy_provider.schema``'s validator, the same one the operators use on the client side.
+``ntropy_provider.api.transaction_input``'s validator, the same one the operators use on the client side.
 Transport concerns (request ids, auth, rate limiting and injected faults) live in
 :class:`EmulatorMiddleware`, which wraps the whole app.
 """
@@ -24,15 +24,19 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 
-from ntropy_provider.emulator.core import Conflict, Emulator, NotFound, newest_first, public
-from ntropy_provider.emulator.enrichment import enrich, holder_type_for
-from ntropy_provider.schema import (
+from ntropy_provider.api.models import format_datetime, parse_datetime
+from ntropy_provider.api.transaction_input import (
+    MAX_ACCOUNT_HOLDER_ID_LENGTH,
+    FieldError,
+    validate_batch_request,
+    validate_transaction,
+)
+from ntropy_provider.api.wire import (
     ACCOUNT_HOLDER_TYPES,
     ACCOUNT_HOLDERS_PATH,
     API_KEY_HEADER,
     BATCHES_PATH,
     DEFAULT_LIST_LIMIT,
-    MAX_ACCOUNT_HOLDER_ID_LENGTH,
     MAX_LIST_LIMIT,
     PRIORITIES,
     REQUEST_ID_HEADER,
@@ -41,12 +45,9 @@ from ntropy_provider.schema import (
     WEBHOOK_EVENTS,
     WEBHOOKS_PATH,
     BatchStatus,
-    FieldError,
-    format_datetime,
-    parse_datetime,
-    validate_batch_request,
-    validate_transaction,
 )
+from ntropy_provider.emulator.core import Conflict, Emulator, NotFound, newest_first, public
+from ntropy_provider.emulator.enrichment import enrich, holder_type_for
 
 ADMIN_PREFIX = "/_emulator"
 _UNENCODED_OFFSET = re.compile(r"(\d:\d\d(?:\.\d+)?) (\d\d:?\d\d)$")

@@ -26,16 +26,16 @@ from typing import Any
 
 import orjson
 
-from ntropy_provider.emulator.delivery import WebhookDeliverer
-from ntropy_provider.emulator.enrichment import enrich, holder_type_for, unit_interval
-from ntropy_provider.emulator.settings import EmulatorSettings
-from ntropy_provider.schema import (
+from ntropy_provider.api.models import format_datetime
+from ntropy_provider.api.wire import (
     MAX_WEBHOOKS,
     TRANSACTIONS_OPERATION,
     WEBHOOK_EVENT_FOR_STATUS,
     BatchStatus,
-    format_datetime,
 )
+from ntropy_provider.emulator.delivery import WebhookDeliverer
+from ntropy_provider.emulator.enrichment import enrich, holder_type_for, unit_interval
+from ntropy_provider.emulator.settings import EmulatorSettings
 
 
 class NotFound(LookupError):

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import orjson
 
-from ntropy_provider.schema import WEBHOOK_TOKEN_HEADER
+from ntropy_provider.api.wire import WEBHOOK_TOKEN_HEADER
 
 if TYPE_CHECKING:
     from ntropy_provider.emulator.core import Emulator

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote_plus
 
+from ntropy_provider.api.wire import ITEM_ERROR_ACCOUNT_HOLDER_NOT_FOUND, ITEM_ERROR_INTERNAL
 from ntropy_provider.emulator.catalogue import (
     CITIES,
     COUNTRY_NAMES,
@@ -26,7 +27,6 @@ from ntropy_provider.emulator.catalogue import (
     Intermediary,
     Merchant,
 )
-from ntropy_provider.schema import ITEM_ERROR_ACCOUNT_HOLDER_NOT_FOUND, ITEM_ERROR_INTERNAL
 
 #: Namespace of the emulator's entity ids (uuid5 of the entity's name within it).
 ENTITY_NAMESPACE = uuid.UUID("6f1c1c6e-4a9b-5d6e-9a51-7e0f3c2b8a10")

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ntropy_provider.schema import WEBHOOK_DELIVERY_TIMEOUT_SECONDS, WEBHOOK_RETRY_WINDOW_SECONDS
+from ntropy_provider.api.wire import WEBHOOK_DELIVERY_TIMEOUT_SECONDS, WEBHOOK_RETRY_WINDOW_SECONDS
 
 #: The API key accepted when none is configured (what the pytest fixtures use).
 DEFAULT_API_KEY = "test-key"

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
+from ntropy_provider.api.models import Batch, BatchResult, format_datetime
+from ntropy_provider.api.wire import BATCHES_PATH, MAX_BATCH_SIZE, MAX_LIST_LIMIT, PRIORITIES, BatchStatus
 from ntropy_provider.exceptions import NtropyError
 from ntropy_provider.hooks._connection import NtropyConnectionSettings, parse_connection
 from ntropy_provider.hooks._http import (
@@ -26,16 +28,6 @@ from ntropy_provider.hooks._http import (
     scrub,
 )
 from ntropy_provider.hooks._retry import Attempts, RetryEvent, RetryPolicy
-from ntropy_provider.schema import (
-    BATCHES_PATH,
-    MAX_BATCH_SIZE,
-    MAX_LIST_LIMIT,
-    PRIORITIES,
-    Batch,
-    BatchResult,
-    BatchStatus,
-    format_datetime,
-)
 
 RetryCallback = Callable[[RetryEvent], None]
 T = TypeVar("T")

@@ -13,6 +13,14 @@ from typing import Any, TypeVar
 import aiohttp
 from airflow.sdk import BaseHook
 
+from ntropy_provider.api.models import Batch, BatchResult
+from ntropy_provider.api.wire import (
+    BATCHES_PATH,
+    MAX_CONCURRENT_OPERATIONS,
+    RETRY_AFTER_HEADER,
+    TRANSACTIONS_OPERATION,
+    BatchStatus,
+)
 from ntropy_provider.hooks._api import (
     Call,
     Exchange,
@@ -30,15 +38,6 @@ from ntropy_provider.hooks._api import (
 )
 from ntropy_provider.hooks._connection import CONN_TYPE, DEFAULT_CONN_ID, NtropyConnectionSettings
 from ntropy_provider.hooks._http import base_headers
-from ntropy_provider.schema import (
-    BATCHES_PATH,
-    MAX_CONCURRENT_OPERATIONS,
-    RETRY_AFTER_HEADER,
-    TRANSACTIONS_OPERATION,
-    Batch,
-    BatchResult,
-    BatchStatus,
-)
 
 #: Transport failures worth another attempt (no answer, or a truncated one).
 _TRANSPORT_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError)

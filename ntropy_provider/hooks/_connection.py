@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from ntropy_provider.api.wire import DEFAULT_REGION, REGION_BASE_URLS
 from ntropy_provider.hooks._retry import POLICY_EXTRAS, RetryPolicy
-from ntropy_provider.schema import DEFAULT_REGION, REGION_BASE_URLS
 
 CONN_TYPE = "ntropy"
 DEFAULT_CONN_ID = "ntropy_default"

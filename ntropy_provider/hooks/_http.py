@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from ntropy_provider import __version__
+from ntropy_provider.api.wire import API_KEY_HEADER, REQUEST_ID_HEADER, TRANSACTIONS_OPERATION
 from ntropy_provider.exceptions import (
     NtropyConnectionError,
     NtropyError,
@@ -20,7 +21,6 @@ from ntropy_provider.exceptions import (
     error_class_for_status,
     parse_item_errors,
 )
-from ntropy_provider.schema import API_KEY_HEADER, REQUEST_ID_HEADER, TRANSACTIONS_OPERATION
 
 USER_AGENT = f"ntropy-airflow-provider/{__version__}"
 _REDACTED = "***"

@@ -20,6 +20,18 @@ from airflow.providers.http.hooks.http import HttpHook
 from requests_toolbelt.adapters.socket_options import TCPKeepAliveAdapter
 from urllib3.exceptions import ConnectTimeoutError
 
+from ntropy_provider.api.models import AccountHolder, Batch, BatchResult, Webhook
+from ntropy_provider.api.wire import (
+    ACCOUNT_HOLDER_TYPES,
+    ACCOUNT_HOLDERS_PATH,
+    BATCHES_PATH,
+    MAX_BATCH_SIZE,
+    MAX_CONCURRENT_OPERATIONS,
+    RETRY_AFTER_HEADER,
+    TRANSACTIONS_OPERATION,
+    WEBHOOKS_PATH,
+    BatchStatus,
+)
 from ntropy_provider.exceptions import (
     NtropyAuthError,
     NtropyConnectionError,
@@ -56,21 +68,6 @@ from ntropy_provider.hooks._connection import (
 from ntropy_provider.hooks._http import base_headers, dumps, loads
 from ntropy_provider.hooks._retry import RetryEvent, RetryPolicy
 from ntropy_provider.hooks._submit import submit_chunks
-from ntropy_provider.schema import (
-    ACCOUNT_HOLDER_TYPES,
-    ACCOUNT_HOLDERS_PATH,
-    BATCHES_PATH,
-    MAX_BATCH_SIZE,
-    MAX_CONCURRENT_OPERATIONS,
-    RETRY_AFTER_HEADER,
-    TRANSACTIONS_OPERATION,
-    WEBHOOKS_PATH,
-    AccountHolder,
-    Batch,
-    BatchResult,
-    BatchStatus,
-    Webhook,
-)
 
 #: Transport failures worth another attempt (no answer, or a truncated one).
 _TRANSPORT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)

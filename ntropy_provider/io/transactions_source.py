@@ -29,7 +29,7 @@ from urllib.parse import urlparse
 
 import orjson
 
-from ntropy_provider.schema import FieldError, validate_transaction
+from ntropy_provider.api.transaction_input import FieldError, validate_transaction
 
 #: Formats this module reads, by name.
 INPUT_FORMATS: tuple[str, ...] = ("parquet", "csv", "jsonl")

@@ -15,10 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ntropy_provider.api.models import Batch, format_datetime, parse_datetime
 from ntropy_provider.io.chunk_plan import ScanResult
 from ntropy_provider.io.transactions_source import Fingerprint
 from ntropy_provider.operators.submit_errors import InputChangedError
-from ntropy_provider.schema import Batch, format_datetime, parse_datetime
 
 if TYPE_CHECKING:
     from airflow.sdk.types import Logger

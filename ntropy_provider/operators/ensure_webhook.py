@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from airflow.sdk import BaseOperator, Context
 
-from ntropy_provider.schema import BATCH_WEBHOOK_EVENTS, WEBHOOK_EVENTS
+from ntropy_provider.api.wire import BATCH_WEBHOOK_EVENTS, WEBHOOK_EVENTS
 from ntropy_provider.webhooks.config import DEFAULT_TOKEN_EXTRA_KEY, receiver_url
 
 #: Key, in the Ntropy connection's extras, of the receiver's public URL (optional).

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset, AssetAlias, BaseOperator, ObjectStoragePath
 
+from ntropy_provider.api.models import Batch
+from ntropy_provider.api.wire import BATCHES_PATH, DEFAULT_REGION, REGION_BASE_URLS, BatchStatus
 from ntropy_provider.exceptions import NtropyError
 from ntropy_provider.hooks.ntropy import NtropyHook
 from ntropy_provider.results.atomic_write import as_storage_path
@@ -20,14 +22,7 @@ from ntropy_provider.results.datasets import (
     write_results_datasets,
 )
 from ntropy_provider.results.input_join import InputColumns
-from ntropy_provider.schema import (
-    BATCHES_PATH,
-    DEFAULT_REGION,
-    REGION_BASE_URLS,
-    RESULTS_SCHEMA_VERSION,
-    Batch,
-    BatchStatus,
-)
+from ntropy_provider.results.schema import RESULTS_SCHEMA_VERSION
 from ntropy_provider.utils.batch_ids import known_terminal_batches, resolve_batch_ids
 
 if TYPE_CHECKING:
@@ -57,7 +52,7 @@ class ResultsToParquetOperator(BaseOperator):
 
     Under ``output_path``, ``ok/part-0.parquet`` holds the rows without an item error and
     ``errors/part-0.parquet`` the rows with one (``error_code``, ``error_message``); both always exist,
-    with the full schema (``ntropy_provider.schema.RESULTS_ARROW_SCHEMA``), even with zero rows. Rows
+    with the full schema (``ntropy_provider.results.schema.RESULTS_ARROW_SCHEMA``), even with zero rows. Rows
     follow the order of ``batch_ids``, then submission order. Batches stream through: while one is split
     and written, the next is fetched and parsed in a background thread, so memory holds about three
     batches whatever their number. The files are written under temporary names and moved into place

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.configuration import conf
 from airflow.sdk import BaseOperator
 
+from ntropy_provider.api.models import Batch
+from ntropy_provider.api.wire import MAX_BATCH_SIZE, OPERATIONS, PRIORITIES, TRANSACTIONS_OPERATION
 from ntropy_provider.io.chunk_plan import (
     SHOWN_INVALID_ROWS,
     ChunkPlan,
@@ -40,13 +42,6 @@ from ntropy_provider.operators.submit_errors import (
     InputChangedError,
     InvalidInputError,
     NtropySubmitError,
-)
-from ntropy_provider.schema import (
-    MAX_BATCH_SIZE,
-    OPERATIONS,
-    PRIORITIES,
-    TRANSACTIONS_OPERATION,
-    Batch,
 )
 from ntropy_provider.triggers.batch import TRANSIENT_ERRORS, BatchTrigger
 from ntropy_provider.triggers.progress import ProgressTracker, check_poll_intervals, next_poll_interval

@@ -22,11 +22,12 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 from airflow.sdk import ObjectStoragePath
 
+from ntropy_provider.api.wire import MAX_BATCH_SIZE
 from ntropy_provider.results.atomic_write import AtomicParquetWriter, remove_stale_temporaries
 from ntropy_provider.results.flatten import convert_results, split_ok_errors
 from ntropy_provider.results.input_join import InputColumns, append_columns, joined_schema
 from ntropy_provider.results.prefetch import Prefetcher
-from ntropy_provider.schema import MAX_BATCH_SIZE, RESULTS_ARROW_SCHEMA, RESULTS_SCHEMA_VERSION_KEY
+from ntropy_provider.results.schema import RESULTS_ARROW_SCHEMA, RESULTS_SCHEMA_VERSION_KEY
 
 log = logging.getLogger(__name__)
 

@@ -18,12 +18,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
-from ntropy_provider.schema import (
+from ntropy_provider.api.wire import BatchStatus
+from ntropy_provider.results.schema import (
     BATCH_RESULTS_ARROW_SCHEMA,
     ENRICHED_TRANSACTION_ARROW_TYPE,
     LOCATION_STRUCTURED_FIELDS,
     RESULTS_ARROW_SCHEMA,
-    BatchStatus,
 )
 
 _EMPTY_INTERMEDIARIES = pa.scalar([], type=RESULTS_ARROW_SCHEMA.field("intermediaries").type)

@@ -24,7 +24,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 from airflow.sdk import ObjectStoragePath
 
-from ntropy_provider.schema import MAX_BATCH_SIZE
+from ntropy_provider.api.wire import MAX_BATCH_SIZE
 
 INPUT_COLUMN_PREFIX = "input_"
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")

@@ -17,7 +17,8 @@ from airflow.sdk.exceptions import (
     AirflowSkipException,
 )
 
-from ntropy_provider.schema import Batch, BatchStatus
+from ntropy_provider.api.models import Batch
+from ntropy_provider.api.wire import BatchStatus
 from ntropy_provider.triggers.batch import TRANSIENT_ERRORS, BatchTrigger
 from ntropy_provider.utils.batch_ids import resolve_batch_ids
 

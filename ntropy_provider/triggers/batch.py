@@ -11,13 +11,13 @@ from typing import Any
 import aiohttp
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from ntropy_provider.api.models import Batch
 from ntropy_provider.exceptions import (
     NtropyConnectionError,
     NtropyError,
     NtropyRateLimitError,
     NtropyServerError,
 )
-from ntropy_provider.schema import Batch
 from ntropy_provider.triggers.progress import ProgressTracker, check_poll_intervals, next_poll_interval
 
 #: Errors that a wait absorbs: the next poll tries again.

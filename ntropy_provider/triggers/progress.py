@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ntropy_provider.schema import Batch, BatchStatus
+from ntropy_provider.api.models import Batch
+from ntropy_provider.api.wire import BatchStatus
 
 #: How much the interval grows per poll while there is no progress to estimate from.
 POLL_GROWTH = 1.5

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ntropy_provider.schema import Batch
+from ntropy_provider.api.models import Batch
 
 
 def resolve_batch_ids(value: Any) -> list[str]:

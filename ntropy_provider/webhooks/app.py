@@ -31,7 +31,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
-from ntropy_provider.schema import WEBHOOK_TOKEN_HEADER, WebhookEvent
+from ntropy_provider.api.models import WebhookEvent
+from ntropy_provider.api.wire import WEBHOOK_TOKEN_HEADER
 from ntropy_provider.webhooks.assets import BatchEventRecord
 from ntropy_provider.webhooks.auth import TokenResolver, TokenUnavailableError, tokens_match
 from ntropy_provider.webhooks.config import WEBHOOK_PATH, ReceiverConfig

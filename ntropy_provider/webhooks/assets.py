@@ -13,12 +13,8 @@ from typing import Any
 
 from airflow.sdk import Asset
 
-from ntropy_provider.schema import (
-    WEBHOOK_EVENT_BATCH_COMPLETED,
-    WEBHOOK_EVENT_BATCH_ERROR,
-    Batch,
-    WebhookEvent,
-)
+from ntropy_provider.api.models import Batch, WebhookEvent
+from ntropy_provider.api.wire import WEBHOOK_EVENT_BATCH_COMPLETED, WEBHOOK_EVENT_BATCH_ERROR
 
 #: Every Ntropy connection gets its own asset: ``ntropy://batches/<conn_id>``.
 BATCHES_ASSET_URI_PREFIX = "ntropy://batches"

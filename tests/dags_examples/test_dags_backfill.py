@@ -11,7 +11,8 @@ import pytest
 from dags_examples_helpers import DAY, load_dag_module
 
 from ntropy_provider import sample_data
-from ntropy_provider.schema import MAX_CONCURRENT_OPERATIONS, validate_transaction
+from ntropy_provider.api.transaction_input import validate_transaction
+from ntropy_provider.api.wire import MAX_CONCURRENT_OPERATIONS
 
 
 @pytest.mark.usefixtures("airflow_db")

@@ -11,7 +11,8 @@ import pytest
 from dags_examples_helpers import DAY, REPO_ROOT, load_dag_module, load_module_from
 
 from ntropy_provider import sample_data
-from ntropy_provider.schema import ITEM_ERROR_ACCOUNT_HOLDER_NOT_FOUND, validate_transaction
+from ntropy_provider.api.transaction_input import validate_transaction
+from ntropy_provider.api.wire import ITEM_ERROR_ACCOUNT_HOLDER_NOT_FOUND
 
 
 def _run(module, data_root, day=DAY):

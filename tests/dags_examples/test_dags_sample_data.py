@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from ntropy_provider import sample_data
+from ntropy_provider.api.transaction_input import validate_transaction
 from ntropy_provider.emulator.enrichment import recognise
-from ntropy_provider.schema import validate_transaction
 
 DAY = dt.date(2024, 3, 1)
 

@@ -10,11 +10,11 @@ import orjson
 import pytest
 import requests
 
+from ntropy_provider.api.wire import BatchStatus
 from ntropy_provider.emulator.__main__ import build_parser
 from ntropy_provider.emulator.core import Emulator, RateLimiter, build_results_body
 from ntropy_provider.emulator.settings import EmulatorSettings
 from ntropy_provider.emulator.testing import make_transaction, wait_for
-from ntropy_provider.schema import BatchStatus
 
 
 class FakeClock:

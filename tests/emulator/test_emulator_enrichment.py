@@ -11,10 +11,10 @@ import random
 import pytest
 from ntropy_sdk.transactions import EnrichedTransaction
 
+from ntropy_provider.api.wire import ACCOUNTING_CATEGORIES
 from ntropy_provider.emulator.catalogue import INTERMEDIARIES, MERCHANTS
 from ntropy_provider.emulator.enrichment import MISSING_HOLDER, enrich, entity_id, parse_location
 from ntropy_provider.emulator.testing import make_transaction
-from ntropy_provider.schema import ACCOUNTING_CATEGORIES
 
 CREATED = "2024-03-30T00:00:00Z"
 

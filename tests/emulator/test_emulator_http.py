@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 import requests
 
+from ntropy_provider.api.models import Batch, BatchResult
+from ntropy_provider.api.transaction_input import TRANSACTION_FIELDS
+from ntropy_provider.api.wire import MAX_BATCH_SIZE
 from ntropy_provider.emulator.testing import make_transaction, wait_for
-from ntropy_provider.schema import MAX_BATCH_SIZE, TRANSACTION_FIELDS, Batch, BatchResult
 
 OPERATION = "POST /v3/transactions"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import requests
 
+from ntropy_provider.api.models import WebhookEvent
 from ntropy_provider.emulator.testing import WebhookReceiver, make_transaction, wait_for
-from ntropy_provider.schema import WebhookEvent
 
 
 def _post(emulator, path, body):

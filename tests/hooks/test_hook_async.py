@@ -8,6 +8,7 @@ import threading
 import orjson
 import pytest
 
+from ntropy_provider.api.wire import BatchStatus
 from ntropy_provider.exceptions import (
     NtropyAuthError,
     NtropyConnectionError,
@@ -18,7 +19,6 @@ from ntropy_provider.exceptions import (
 from ntropy_provider.hooks import _async
 from ntropy_provider.hooks._retry import RetryEvent
 from ntropy_provider.hooks.ntropy import NtropyAsyncHook, NtropyHook
-from ntropy_provider.schema import BatchStatus
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import datetime as dt
 import orjson
 import pytest
 
+from ntropy_provider.api.wire import BatchStatus
 from ntropy_provider.exceptions import (
     NtropyError,
     NtropyNotFoundError,
@@ -17,7 +18,6 @@ from ntropy_provider.exceptions import (
 )
 from ntropy_provider.hooks import _api
 from ntropy_provider.hooks.ntropy import NtropyHook
-from ntropy_provider.schema import BatchStatus
 
 
 def test_create_get_wait_and_fetch_results(hook: NtropyHook, ntropy_emulator, make_rows) -> None:

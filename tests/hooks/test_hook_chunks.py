@@ -108,8 +108,9 @@ def test_batch_body_wraps_serialized_items() -> None:
 def test_submission_engine_holds_a_few_chunks_whatever_the_input_length() -> None:
     import datetime as dt_
 
+    from ntropy_provider.api.models import Batch
+    from ntropy_provider.api.wire import BatchStatus
     from ntropy_provider.hooks._submit import submit_chunks
-    from ntropy_provider.schema import Batch, BatchStatus
 
     now = dt_.datetime.now(dt_.UTC)
     sizes: list[int] = []

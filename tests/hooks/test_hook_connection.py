@@ -8,10 +8,10 @@ import json
 import pytest
 
 from ntropy_provider import get_provider_info
+from ntropy_provider.api.wire import REGION_BASE_URLS
 from ntropy_provider.exceptions import NtropyNotFoundError
 from ntropy_provider.hooks._connection import parse_connection, resolve_base_url
 from ntropy_provider.hooks.ntropy import NtropyAsyncHook, NtropyHook
-from ntropy_provider.schema import REGION_BASE_URLS
 
 KEY = "conn-test-key-5f2e9a"
 

@@ -6,9 +6,9 @@ import threading
 
 import pytest
 
+from ntropy_provider.api.wire import MAX_BATCH_SIZE, BatchStatus
 from ntropy_provider.exceptions import NtropyValidationError
 from ntropy_provider.hooks.ntropy import NtropyHook
-from ntropy_provider.schema import MAX_BATCH_SIZE, BatchStatus
 
 
 def test_60000_records_make_3_batches_with_right_totals_and_order(

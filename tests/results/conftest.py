@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from airflow.sdk import ObjectStoragePath
 
-from ntropy_provider.schema import LOCATION_STRUCTURED_FIELDS, parse_datetime
+from ntropy_provider.api.models import parse_datetime
+from ntropy_provider.results.schema import LOCATION_STRUCTURED_FIELDS
 
 
 @pytest.fixture
@@ -113,7 +114,7 @@ def make_sample_rows(count: int, *, seed: int = 3, null_holder_every: int = 7) -
     :param null_holder_every: how often to drop the account holder.
     """
     from ntropy_provider import sample_data
-    from ntropy_provider.schema import validate_transaction
+    from ntropy_provider.api.transaction_input import validate_transaction
 
     rows = [
         row

@@ -22,7 +22,7 @@ from ntropy_provider.results.datasets import (
     write_results_datasets,
 )
 from ntropy_provider.results.flatten import ResultsFormatError
-from ntropy_provider.schema import RESULTS_ARROW_SCHEMA, RESULTS_SCHEMA_VERSION
+from ntropy_provider.results.schema import RESULTS_ARROW_SCHEMA, RESULTS_SCHEMA_VERSION
 
 
 def _result(tx_id: str, error: bool = False) -> dict:

@@ -15,7 +15,11 @@ from ntropy_provider.results.flatten import (
     convert_results,
     split_ok_errors,
 )
-from ntropy_provider.schema import RESULTS_ARROW_SCHEMA, RESULTS_SCHEMA_VERSION, RESULTS_SCHEMA_VERSION_KEY
+from ntropy_provider.results.schema import (
+    RESULTS_ARROW_SCHEMA,
+    RESULTS_SCHEMA_VERSION,
+    RESULTS_SCHEMA_VERSION_KEY,
+)
 
 UTC = dt.UTC
 

@@ -10,7 +10,7 @@ import pytest
 from airflow_stack import AirflowStack, EmulatorProcess
 
 from ntropy_provider import sample_data
-from ntropy_provider.schema import validate_transaction
+from ntropy_provider.api.transaction_input import validate_transaction
 
 pytestmark = pytest.mark.stack
 

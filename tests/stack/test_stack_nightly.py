@@ -21,7 +21,7 @@ import pytest
 from airflow_stack import AirflowStack, EmulatorProcess, StackError, wait_until
 
 from ntropy_provider import sample_data
-from ntropy_provider.schema import validate_transaction
+from ntropy_provider.api.transaction_input import validate_transaction
 
 pytestmark = pytest.mark.stack
 

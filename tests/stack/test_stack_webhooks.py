@@ -16,8 +16,8 @@ import pytest
 import requests
 from airflow_stack import AirflowStack, EmulatorProcess, wait_until
 
+from ntropy_provider.api.wire import BATCH_WEBHOOK_EVENTS
 from ntropy_provider.sample_data import account_holders, write_landing
-from ntropy_provider.schema import BATCH_WEBHOOK_EVENTS
 from ntropy_provider.webhooks.assets import batches_asset_uri
 
 pytestmark = pytest.mark.stack

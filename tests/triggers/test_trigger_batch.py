@@ -181,7 +181,8 @@ def test_poll_interval_grows_then_follows_the_eta() -> None:
 def test_progress_tracker_rates_and_lines() -> None:
     import datetime as dt
 
-    from ntropy_provider.schema import Batch, BatchStatus
+    from ntropy_provider.api.models import Batch
+    from ntropy_provider.api.wire import BatchStatus
 
     start = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 

@@ -18,7 +18,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from ntropy_provider.schema import WEBHOOK_EVENT_BATCH_COMPLETED
+from ntropy_provider.api.wire import WEBHOOK_EVENT_BATCH_COMPLETED
 from ntropy_provider.webhooks.app import create_app
 from ntropy_provider.webhooks.assets import batches_asset, batches_asset_uri
 from ntropy_provider.webhooks.config import URL_PREFIX, ReceiverConfig

@@ -7,13 +7,13 @@ import json
 
 import pytest
 
-from ntropy_provider.hooks.ntropy import NtropyHook
-from ntropy_provider.operators.ensure_webhook import EnsureWebhookOperator, MissingWebhookTokenError
-from ntropy_provider.schema import (
+from ntropy_provider.api.wire import (
     BATCH_WEBHOOK_EVENTS,
     WEBHOOK_EVENT_BATCH_COMPLETED,
     WEBHOOK_EVENT_BATCH_ERROR,
 )
+from ntropy_provider.hooks.ntropy import NtropyHook
+from ntropy_provider.operators.ensure_webhook import EnsureWebhookOperator, MissingWebhookTokenError
 
 STATUS_ROUTE = "GET /v3/batches/{batch_id}"
 

@@ -13,7 +13,7 @@ import orjson
 import pytest
 from starlette.requests import Request
 
-from ntropy_provider.schema import WebhookEvent
+from ntropy_provider.api.models import WebhookEvent
 from ntropy_provider.webhooks.app import _read_body, _Rejected
 from ntropy_provider.webhooks.assets import BatchEventRecord, batches_asset, batches_asset_uri
 from ntropy_provider.webhooks.auth import TokenResolver, tokens_match

@@ -11,7 +11,7 @@ import httpx
 import orjson
 import pytest
 
-from ntropy_provider.schema import WEBHOOK_EVENT_BATCH_COMPLETED, WEBHOOK_EVENT_BATCH_ERROR
+from ntropy_provider.api.wire import WEBHOOK_EVENT_BATCH_COMPLETED, WEBHOOK_EVENT_BATCH_ERROR
 from ntropy_provider.webhooks.config import ReceiverConfig
 
 
