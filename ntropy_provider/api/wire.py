@@ -37,9 +37,7 @@ MAX_LIST_LIMIT = 1000
 MAX_BATCH_SIZE = 24_960
 #: Most concurrent enrichment operations per API key.
 MAX_CONCURRENT_OPERATIONS = 10
-#: Credits: one per transaction, a bucket of 100,000 refilled at 1,000 per second.
-CREDIT_BUCKET_SIZE = 100_000
-CREDIT_REFILL_PER_SECOND = 1_000
+#: Credits and batches in progress per key are settings with documented defaults: see ``api/limits.py``.
 #: Most webhooks per organization.
 MAX_WEBHOOKS = 10
 #: Seconds Ntropy waits for a webhook receiver before it counts the delivery as failed.
