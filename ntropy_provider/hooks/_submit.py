@@ -17,8 +17,8 @@ from typing import Any
 from ntropy_provider.api.models import Batch
 from ntropy_provider.api.wire import MAX_BATCH_SIZE, MAX_CONCURRENT_OPERATIONS
 from ntropy_provider.exceptions import ItemError, NtropyError, NtropyValidationError
-from ntropy_provider.hooks._api import check_priority
 from ntropy_provider.hooks._http import Chunk, iter_chunks
+from ntropy_provider.hooks.calls import check_priority
 
 
 def in_input_terms(error: NtropyError, chunk: Chunk) -> NtropyError:

@@ -1,10 +1,24 @@
-"""The sync hook for the Ntropy API: :class:`NtropyHook` (requests), and the home of :class:`NtropyAsyncHook`.
+"""The sync hook for the Ntropy API: :class:`NtropyHook` (requests), for tasks and users' own code.
 
-Both hooks read the ``ntropy`` connection (see :mod:`ntropy_provider.hooks._connection`), send a fresh
-``X-Request-ID`` with every request, retry 429 (after ``Retry-After``), 5xx and connection failures
-under one shared :class:`~ntropy_provider.hooks._retry.RetryPolicy`, and raise the typed errors of
-:mod:`ntropy_provider.exceptions` for everything else. The API key is sent in a header and never
-logged, put in an exception message or shown in a ``repr``.
+The async hook for triggers is :class:`~ntropy_provider.hooks.ntropy_async.NtropyAsyncHook`. Both read the
+``ntropy`` connection (:mod:`ntropy_provider.hooks._connection`), send a fresh ``X-Request-ID`` with every
+request, retry under one :class:`~ntropy_provider.hooks._retry.RetryPolicy` (429 waits without spending
+the failure budget; 5xx and connection failures spend it) and raise the typed errors of
+:mod:`ntropy_provider.exceptions` for everything else; the decisions are the exchange's
+(:mod:`ntropy_provider.hooks.exchange`), the hooks only move bytes and sleep. The API key is sent in a
+header and never logged, put in an exception message or shown in a ``repr``.
+
+Why :class:`NtropyHook` builds on :class:`~airflow.providers.http.hooks.http.HttpHook`, and how far: it is
+the HTTP provider's hook, so Airflow users know its connection handling, ``base_url``, TCP keep-alive
+options and ``run()``. The hook uses only its public surface: the connection is read with
+``get_connection``, ``base_url`` is set from the ``ntropy`` connection (region or host), and
+:meth:`NtropyHook.get_conn` builds the pooled ``requests`` session itself (the API key in a header, the
+keep-alive adapter mounted with ``Session.mount``). HttpHook's own session building is not used: it would
+turn every connection extra (the retry budget, the limits) into a request header. The inherited
+:meth:`NtropyHook.run` goes through the Ntropy retry policy and typed errors (one request loop for every
+call, with the rules above, including "never repeat a POST whose answer was lost"); HttpHook's
+``run_with_advanced_retry`` is refused, since its tenacity retries on top of the policy's would repeat
+POSTs blindly and multiply the budget.
 """
 
 from __future__ import annotations
@@ -20,6 +34,7 @@ from airflow.providers.http.hooks.http import HttpHook
 from requests_toolbelt.adapters.socket_options import TCPKeepAliveAdapter
 from urllib3.exceptions import ConnectTimeoutError
 
+from ntropy_provider.api.limits import ApiLimits
 from ntropy_provider.api.models import AccountHolder, Batch, BatchResult, Webhook
 from ntropy_provider.api.wire import (
     ACCOUNT_HOLDER_TYPES,
@@ -40,34 +55,32 @@ from ntropy_provider.exceptions import (
     NtropyTimeoutError,
     NtropyValidationError,
 )
-from ntropy_provider.hooks._api import (
-    Call,
-    Exchange,
-    RetryCallback,
-    batch_results_call,
-    check_cursor,
-    create_batch_call,
-    get_batch_call,
-    item_path,
-    list_page_call,
-    list_params,
-    mask,
-    overrides,
-    parse_batch_result,
-    post_batch_call,
-    settings_from_connection,
-)
-from ntropy_provider.hooks._async import NtropyAsyncHook
 from ntropy_provider.hooks._connection import (
     CONN_FIELDS,
     CONN_TYPE,
     DEFAULT_CONN_ID,
     UI_FIELD_BEHAVIOUR,
     NtropyConnectionSettings,
+    RequestOptions,
+    settings_from_airflow_connection,
 )
-from ntropy_provider.hooks._http import base_headers, dumps, loads
 from ntropy_provider.hooks._retry import RetryEvent, RetryPolicy
 from ntropy_provider.hooks._submit import submit_chunks
+from ntropy_provider.hooks.calls import (
+    Call,
+    batch_results_call,
+    check_cursor,
+    create_batch_call,
+    dumps,
+    get_batch_call,
+    item_path,
+    list_page_call,
+    list_params,
+    loads,
+    parse_batch_result,
+    post_batch_call,
+)
+from ntropy_provider.hooks.exchange import Exchange, RetryCallback, base_headers, mask
 
 #: Transport failures worth another attempt (no answer, or a truncated one).
 _TRANSPORT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
@@ -85,27 +98,23 @@ def _reached_server(error: Exception) -> bool:
     return not isinstance(reason, ConnectTimeoutError)
 
 
-__all__ = ["NtropyAsyncHook", "NtropyHook", "RetryEvent", "RetryPolicy"]
+__all__ = ["NtropyHook", "RequestOptions", "RetryEvent", "RetryPolicy"]
 
 
 class NtropyHook(HttpHook):
     """Talk to the Ntropy API (batches, account holders, webhooks) through an ``ntropy`` connection.
 
-    Built on :class:`~airflow.providers.http.hooks.http.HttpHook` for connection handling; requests go
-    through one pooled :class:`requests.Session` (safe to share between the threads of
+    Built on :class:`~airflow.providers.http.hooks.http.HttpHook` (see the module's docstring for how
+    far); requests go through one pooled :class:`requests.Session` (safe to share between the threads of
     :meth:`submit_batches`) and the hook's own retry policy.
 
     :param ntropy_conn_id: the ``ntropy`` connection to use.
-    :param max_attempts: retry budget: most requests per call (overrides the connection's extra).
-    :param max_elapsed: retry budget: most seconds spent retrying one call.
-    :param retry_after_cap: the longest ``Retry-After`` honoured, in seconds.
-    :param backoff_base: the first backoff's upper bound, in seconds (doubling on every retry).
-    :param backoff_max: the longest backoff, in seconds.
-    :param timeout: seconds to wait for an answer.
-    :param connect_timeout: seconds to wait for a TCP connection.
+    :param options: retry and timeout settings that win over the connection's extras.
     :param on_retry: called with a :class:`~ntropy_provider.hooks._retry.RetryEvent` before each wait
         (in the thread that made the request), e.g. to count retries in metrics.
-    :param kwargs: passed to :class:`~airflow.providers.http.hooks.http.HttpHook` (e.g. ``tcp_keep_alive``).
+    :param kwargs: any field of :class:`~ntropy_provider.hooks._connection.RequestOptions` by name
+        (``max_attempts=3``, winning over ``options``); the rest is passed to
+        :class:`~airflow.providers.http.hooks.http.HttpHook` (e.g. ``tcp_keep_alive``).
     """
 
     conn_name_attr = "ntropy_conn_id"
@@ -117,28 +126,15 @@ class NtropyHook(HttpHook):
         self,
         ntropy_conn_id: str = default_conn_name,
         *,
-        max_attempts: int | None = None,
-        max_elapsed: float | None = None,
-        retry_after_cap: float | None = None,
-        backoff_base: float | None = None,
-        backoff_max: float | None = None,
-        timeout: float | None = None,
-        connect_timeout: float | None = None,
+        options: RequestOptions | None = None,
         on_retry: RetryCallback | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(method="GET", http_conn_id=ntropy_conn_id, **kwargs)
+        request_options = RequestOptions.take(kwargs, options)
+        super().__init__(method=kwargs.pop("method", "GET"), http_conn_id=ntropy_conn_id, **kwargs)
         self.ntropy_conn_id = ntropy_conn_id
         self.on_retry = on_retry
-        self._overrides = overrides(
-            max_attempts=max_attempts,
-            max_elapsed=max_elapsed,
-            retry_after_cap=retry_after_cap,
-            backoff_base=backoff_base,
-            backoff_max=backoff_max,
-            timeout=timeout,
-            connect_timeout=connect_timeout,
-        )
+        self.options = request_options
         if self.keep_alive_adapter is not None:
             # One pool large enough for every concurrent submit (the API allows 10 operations at once).
             self.keep_alive_adapter = TCPKeepAliveAdapter(
@@ -186,12 +182,23 @@ class NtropyHook(HttpHook):
         """The connection's settings (read once; the API key is registered with Airflow's masker)."""
         if self._settings is None:
             conn = self.get_connection(self.ntropy_conn_id)
-            settings = settings_from_connection(conn, conn.extra_dejson, self.ntropy_conn_id, self._overrides)
+            settings = settings_from_airflow_connection(
+                conn, conn.extra_dejson, self.ntropy_conn_id, self.options
+            )
             mask(settings.api_key)
-            self.base_url = settings.base_url
-            self._base_url_initialized = True
+            self.base_url = settings.base_url  # HttpHook's public attribute (url_from_endpoint reads it)
             self._settings = settings
         return self._settings
+
+    @property
+    def api_limits(self) -> ApiLimits:
+        """The API key's limits from the connection's extras (documented defaults when absent)."""
+        return self.settings.api_limits
+
+    @property
+    def max_credits(self) -> int | None:
+        """The most credits one task may spend (``max_credits`` extra), ``None`` for no ceiling."""
+        return self.settings.max_credits
 
     def get_conn(
         self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None
@@ -208,7 +215,10 @@ class NtropyHook(HttpHook):
                     session = requests.Session()
                     session.headers.update(base_headers(settings.api_key))
                     session.headers.update(headers or {})
-                    self._session = self._configure_session_from_mount_adapters(session)
+                    if self.keep_alive_adapter is not None:
+                        scheme = settings.base_url.split("://", 1)[0]
+                        session.mount(f"{scheme}://", self.keep_alive_adapter)
+                    self._session = session
         return self._session
 
     def close(self) -> None:
@@ -228,6 +238,7 @@ class NtropyHook(HttpHook):
         body: bytes | None = None,
         policy: RetryPolicy | None = None,
         parse: Callable[[bytes], Any] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Any:
         """Send one call (retrying as the policy says): the response, or ``parse`` of its body."""
         settings = self.settings
@@ -243,14 +254,14 @@ class NtropyHook(HttpHook):
             policy=policy,
         )
         while True:
-            headers = exchange.begin()
+            attempt_headers = {**(headers or {}), **exchange.begin()}
             try:
                 response = session.request(
                     method,
                     exchange.url,
                     params=exchange.query,
                     data=body,
-                    headers=headers,
+                    headers=attempt_headers,
                     timeout=(settings.connect_timeout, settings.timeout),
                     allow_redirects=False,
                 )
@@ -263,6 +274,59 @@ class NtropyHook(HttpHook):
                 if wait is None:
                     return response if parse is None else exchange.read(parse, response.content)
             time.sleep(wait)
+
+    def run(
+        self,
+        endpoint: str | None = None,
+        data: dict[str, Any] | str | bytes | None = None,
+        headers: dict[str, Any] | None = None,
+        extra_options: dict[str, Any] | None = None,
+        **request_kwargs: Any,
+    ) -> requests.Response:
+        """HttpHook's generic call, through the Ntropy retry policy and typed errors.
+
+        ``NtropyHook(method="GET").run("/v3/batches", {"limit": 1})``: ``data`` is the query of a GET
+        or DELETE and the JSON body otherwise (a mapping is serialized; str/bytes are sent as they are).
+        Prefer the typed methods (:meth:`get_batch`, ...); this is for endpoints they do not cover.
+
+        :param endpoint: the API path, e.g. ``/v3/batches``.
+        :param data: the query (GET, DELETE) or the body (other methods).
+        :param headers: extra headers for this call (the API key and request id are the hook's).
+        :param extra_options: not supported (timeouts and retries come from the connection); must be empty.
+        :param request_kwargs: not supported; must be empty.
+        :return: the 2xx response.
+        :raises TypeError: when ``extra_options`` or ``request_kwargs`` are given.
+        :raises NtropyError: the typed error of a failed call, after the policy's retries.
+        """
+        if extra_options or request_kwargs:
+            raise TypeError(
+                f"{type(self).__name__}.run: extra_options and request arguments are not supported "
+                f"(got {', '.join(sorted({*(extra_options or {}), *request_kwargs}))}); timeouts and "
+                "retries come from the ntropy connection and the hook's options"
+            )
+        method = (self.method or "GET").upper()
+        path = "/" + (endpoint or "").lstrip("/")
+        if method in ("GET", "DELETE", "HEAD"):
+            if data is not None and not isinstance(data, Mapping):
+                raise TypeError(f"{type(self).__name__}.run: the query of a {method} must be a mapping")
+            return self._request(method, path, params=data, headers=headers)
+        body = data if isinstance(data, bytes) else data.encode() if isinstance(data, str) else None
+        if isinstance(data, Mapping):
+            body = dumps(data)
+        return self._request(method, path, body=body, headers=headers)
+
+    def run_with_advanced_retry(self, _retry_args: dict[Any, Any], *args: Any, **kwargs: Any) -> Any:
+        """Refused: :meth:`run` already retries under the Ntropy policy.
+
+        Tenacity retries around it would multiply the budget and could repeat a POST whose answer was
+        lost (a duplicate, paid batch).
+
+        :raises NotImplementedError: always.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__}.run_with_advanced_retry is not supported: run() already retries under "
+            "the Ntropy retry policy (set max_attempts, max_elapsed... on the connection or the hook)"
+        )
 
     def _call(self, call: Call[T]) -> T:
         return self._request(call.method, call.path, params=call.params, body=call.body, parse=call.parse)

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 import orjson
 import pytest
 
-from ntropy_provider.hooks._http import batch_body, iter_chunks
+from ntropy_provider.hooks._http import iter_chunks
+from ntropy_provider.hooks.calls import batch_body
 
 
 def _rows(n: int, start: int = 0) -> Iterator[dict]:

@@ -10,8 +10,9 @@ import pytest
 from ntropy_provider import get_provider_info
 from ntropy_provider.api.wire import REGION_BASE_URLS
 from ntropy_provider.exceptions import NtropyNotFoundError
-from ntropy_provider.hooks._connection import parse_connection, resolve_base_url
-from ntropy_provider.hooks.ntropy import NtropyAsyncHook, NtropyHook
+from ntropy_provider.hooks._connection import RequestOptions, parse_connection, resolve_base_url
+from ntropy_provider.hooks.ntropy import NtropyHook
+from ntropy_provider.hooks.ntropy_async import NtropyAsyncHook
 
 KEY = "conn-test-key-5f2e9a"
 
@@ -89,7 +90,7 @@ def test_extras_legacy_names_and_overrides() -> None:
         schema=None,
         password=KEY,
         extras={"extra__ntropy__region": "eu", "max_attempts": "4", "timeout": "30", "retry_after_cap": ""},
-        overrides={"max_attempts": 7, "connect_timeout": 2},
+        options=RequestOptions(max_attempts=7, connect_timeout=2),
     )
     assert settings.base_url == REGION_BASE_URLS["eu"]
     assert settings.retry.max_attempts == 7

@@ -102,7 +102,7 @@ def test_policy_from_settings_later_sources_win_and_bad_values_are_named() -> No
 
 def test_attempts_give_a_fresh_request_id_each_time_and_report_the_wait() -> None:
     ids = iter(f"{n:032x}" for n in itertools.count(1))
-    clock = iter([0.0, 1.0, 2.0]).__next__
+    clock = iter([0.0, 1.0, 2.0, 3.0]).__next__
     attempts = Attempts(
         "POST", "/v3/batches", RetryPolicy(max_attempts=2), new_request_id=lambda: next(ids), clock=clock
     )
@@ -112,7 +112,10 @@ def test_attempts_give_a_fresh_request_id_each_time_and_report_the_wait() -> Non
     assert (event.attempt, event.wait, event.status, event.request_id) == (1, 3.0, 429, first)
     second = attempts.begin()
     assert second != first and len(second) == 32
-    assert attempts.failed(status=429, retry_after="3", reason="HTTP 429") is None  # budget: 2 attempts
+    # The 429 spent no budget: of max_attempts=2, two 503s still get one retry, not none.
+    assert attempts.failed(status=503, retry_after=None, reason="HTTP 503") is not None
+    attempts.begin()
+    assert attempts.failed(status=503, retry_after=None, reason="HTTP 503") is None  # budget: 2 failures
 
 
 def test_backoff_min_never_lifts_a_wait_above_the_ceiling() -> None:
