@@ -18,6 +18,7 @@ from airflow.sdk import BaseOperator
 
 from ntropy_provider.api.models import Batch
 from ntropy_provider.api.wire import MAX_BATCH_SIZE, OPERATIONS, PRIORITIES, TRANSACTIONS_OPERATION
+from ntropy_provider.hooks._connection import DEFAULT_CONN_ID
 from ntropy_provider.io.chunk_plan import (
     SHOWN_INVALID_ROWS,
     ChunkPlan,
@@ -153,7 +154,7 @@ class SubmitBatchOperator(BaseOperator):
         self,
         *,
         items: Any,
-        ntropy_conn_id: str = "ntropy_default",
+        ntropy_conn_id: str = DEFAULT_CONN_ID,
         operation: str = TRANSACTIONS_OPERATION,
         chunk_size: int = MAX_BATCH_SIZE,
         priority: str = "default",

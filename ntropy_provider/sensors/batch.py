@@ -19,6 +19,7 @@ from airflow.sdk.exceptions import (
 
 from ntropy_provider.api.models import Batch
 from ntropy_provider.api.wire import BatchStatus
+from ntropy_provider.hooks._connection import DEFAULT_CONN_ID
 from ntropy_provider.triggers.batch import TRANSIENT_ERRORS, BatchTrigger
 from ntropy_provider.utils.batch_ids import resolve_batch_ids
 
@@ -73,7 +74,7 @@ class BatchSensor(BaseSensorOperator):
         self,
         *,
         batch_ids: Any,
-        ntropy_conn_id: str = "ntropy_default",
+        ntropy_conn_id: str = DEFAULT_CONN_ID,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         max_poll_interval: float = 300.0,
         **kwargs: Any,

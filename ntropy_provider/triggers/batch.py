@@ -18,6 +18,7 @@ from ntropy_provider.exceptions import (
     NtropyRateLimitError,
     NtropyServerError,
 )
+from ntropy_provider.hooks._connection import DEFAULT_CONN_ID
 from ntropy_provider.triggers.progress import ProgressTracker, check_poll_intervals, next_poll_interval
 
 #: Errors that a wait absorbs: the next poll tries again.
@@ -70,7 +71,7 @@ class BatchTrigger(BaseTrigger):
     def __init__(
         self,
         batch_ids: Sequence[str],
-        ntropy_conn_id: str = "ntropy_default",
+        ntropy_conn_id: str = DEFAULT_CONN_ID,
         poll_interval: float = 10.0,
         max_poll_interval: float = 300.0,
         deadline: float | None = None,
