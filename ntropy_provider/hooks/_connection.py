@@ -40,6 +40,7 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 
 _LEGACY_PREFIX = f"extra__{CONN_TYPE}__"
 _DEFAULT_POLICY = RetryPolicy()
+_DEFAULT_LIMITS = ApiLimits()
 
 #: The form fields stored in the connection's extras (Airflow's declarative ``conn-fields``).
 CONN_FIELDS: dict[str, dict[str, Any]] = {
@@ -69,6 +70,30 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "label": "Longest Retry-After honoured (seconds)",
         "description": "A 429's Retry-After above this is cut to it.",
         "schema": {"type": ["number", "null"], "minimum": 0, "default": _DEFAULT_POLICY.retry_after_cap},
+    },
+    "max_open_batches": {
+        "label": "Key limit: batches in progress",
+        "description": "Most enrichment batches in progress per API key (Ntropy's documented default).",
+        "schema": {"type": ["integer", "null"], "minimum": 1, "default": _DEFAULT_LIMITS.max_open_batches},
+    },
+    "credit_capacity": {
+        "label": "Key limit: credit bucket size",
+        "description": "Most credits the API key holds (one credit per transaction).",
+        "schema": {"type": ["integer", "null"], "minimum": 1, "default": _DEFAULT_LIMITS.credit_capacity},
+    },
+    "credit_refill_per_second": {
+        "label": "Key limit: credits refilled per second",
+        "description": "Credits added to the API key's bucket per second.",
+        "schema": {
+            "type": ["number", "null"],
+            "exclusiveMinimum": 0,
+            "default": _DEFAULT_LIMITS.credit_refill_per_second,
+        },
+    },
+    "max_credits": {
+        "label": "Most credits per task",
+        "description": "A deployment-wide ceiling of credits one task may spend; empty for none.",
+        "schema": {"type": ["integer", "null"], "minimum": 1},
     },
 }
 
