@@ -200,3 +200,17 @@ def test_every_request_sends_and_logs_a_fresh_request_id(
     assert len(ids) == 4 and len(set(ids)) == 4  # every request logged, each with a fresh id
     assert all(len(i) == 32 for i in ids)
     assert info.value.request_id == ids[-1]  # the error quotes the id of its request
+
+
+def test_request_options_one_value_for_both_hooks_and_the_extras(ntropy_connection) -> None:
+    # The seven retry/timeout settings are one RequestOptions: given as a value, or by name (which
+    # wins), to either hook; the connection's extras fill in the rest.
+    options = RequestOptions(max_attempts=4, timeout=20, backoff_max=3)
+    sync = NtropyHook(ntropy_connection, options=options, max_attempts=6)
+    assert sync.options == RequestOptions(max_attempts=6, timeout=20, backoff_max=3)
+    assert (sync.settings.retry.max_attempts, sync.settings.timeout) == (6, 20.0)
+    assert sync.settings.retry.backoff_max == 3.0
+    async_hook = NtropyAsyncHook(ntropy_connection, options=options, connect_timeout=2)
+    assert async_hook.options == RequestOptions(max_attempts=4, timeout=20, backoff_max=3, connect_timeout=2)
+    with pytest.raises(TypeError, match="unknown arguments max_attempt"):
+        NtropyAsyncHook(ntropy_connection, max_attempt=3)
