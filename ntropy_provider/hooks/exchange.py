@@ -211,7 +211,9 @@ class Exchange:
             ) from None
 
     def _retry(self, event: RetryEvent) -> float:
-        report_retry(self._log, self._on_retry, event, self._attempts.policy)
+        report_retry(
+            self._log, self._on_retry, event, self._attempts.policy, failures=self._attempts.failures
+        )
         return event.wait
 
 
@@ -347,13 +349,16 @@ def log_answer(log: Any, method: str, path: str, status: int, started: float, re
     level("Ntropy API %s %s -> %d in %.0f ms (X-Request-ID %s)", method, path, status, took, request_id)
 
 
-def report_retry(log: Any, on_retry: RetryCallback | None, event: RetryEvent, policy: RetryPolicy) -> None:
+def report_retry(
+    log: Any, on_retry: RetryCallback | None, event: RetryEvent, policy: RetryPolicy, *, failures: int
+) -> None:
     """Log a retry and tell ``on_retry``, before the hook waits.
 
     :param log: the hook's logger.
     :param on_retry: the hook's callback, if any.
     :param event: the retry.
     :param policy: the policy, whose budgets the log line names.
+    :param failures: the call's failed attempts so far that spend the budget (429s do not).
     """
     if event.rate_limited:
         # "Not yet", not a failure: an INFO line, and no attempt count that would suggest a budget.
@@ -372,7 +377,7 @@ def report_retry(log: Any, on_retry: RetryCallback | None, event: RetryEvent, po
             event.method,
             event.path,
             event.reason,
-            event.attempt,
+            failures,
             policy.max_attempts,
             event.request_id,
             event.wait,
