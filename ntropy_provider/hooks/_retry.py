@@ -41,17 +41,6 @@ RATE_LIMITED_STATUS = 429
 #: Answers after which even a POST may be repeated: the server says it did not process the request.
 POST_REPEATABLE_STATUSES: frozenset[int] = frozenset({429, 503})
 
-#: Connection extras (and constructor arguments) that tune the policy, with the type each expects.
-POLICY_EXTRAS: dict[str, type] = {
-    "max_attempts": int,
-    "max_elapsed": float,
-    "backoff_base": float,
-    "backoff_min": float,
-    "backoff_max": float,
-    "retry_after_cap": float,
-}
-
-
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """When to retry a request and how long to wait first.
@@ -149,6 +138,10 @@ class RetryPolicy:
         if elapsed + wait > self.max_elapsed:
             return None
         return wait
+
+
+#: Connection extras that tune the policy (its fields), with the type each expects (its default's).
+POLICY_EXTRAS: dict[str, type] = {spec.name: type(spec.default) for spec in dataclasses.fields(RetryPolicy)}
 
 
 def is_retryable(status: int | None) -> bool:
