@@ -41,6 +41,7 @@ RATE_LIMITED_STATUS = 429
 #: Answers after which even a POST may be repeated: the server says it did not process the request.
 POST_REPEATABLE_STATUSES: frozenset[int] = frozenset({429, 503})
 
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """When to retry a request and how long to wait first.
