@@ -2,8 +2,8 @@
 
 The hooks are layered so that both of them decide alike and differ only in how bytes move:
 
-* policy (:mod:`ntropy_provider.hooks._retry`): whether a failure is worth another attempt and how long to
-  wait; no I/O, no clock of its own;
+* policy (:mod:`ntropy_provider.hooks.retry_policy`): whether a failure is worth another attempt and
+  how long to wait; no I/O, no clock of its own;
 * exchange (this module): one call's attempts (:class:`Exchange`): a fresh ``X-Request-ID`` per attempt,
   the policy's verdict on each outcome, the log lines, the typed errors (secrets scrubbed), the decoding of
   a successful answer, and registering the API key with Airflow's secrets masker;
@@ -32,8 +32,8 @@ from ntropy_provider.exceptions import (
     error_class_for_status,
     parse_item_errors,
 )
-from ntropy_provider.hooks._connection import NtropyConnectionSettings
-from ntropy_provider.hooks._retry import RATE_LIMITED_STATUS, Attempts, RetryEvent, RetryPolicy
+from ntropy_provider.hooks.connection import NtropyConnectionSettings
+from ntropy_provider.hooks.retry_policy import RATE_LIMITED_STATUS, Attempts, RetryEvent, RetryPolicy
 
 RetryCallback = Callable[[RetryEvent], None]
 T = TypeVar("T")

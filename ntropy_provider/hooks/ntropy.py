@@ -1,8 +1,8 @@
 """The sync hook for the Ntropy API: :class:`NtropyHook` (requests), for tasks and users' own code.
 
 The async hook for triggers is :class:`~ntropy_provider.hooks.ntropy_async.NtropyAsyncHook`. Both read the
-``ntropy`` connection (:mod:`ntropy_provider.hooks._connection`), send a fresh ``X-Request-ID`` with every
-request, retry under one :class:`~ntropy_provider.hooks._retry.RetryPolicy` (429 waits without spending
+``ntropy`` connection (:mod:`ntropy_provider.hooks.connection`), send a fresh ``X-Request-ID`` with every
+request, retry under one :class:`~ntropy_provider.hooks.retry_policy.RetryPolicy` (429 waits without spending
 the failure budget; 5xx and connection failures spend it) and raise the typed errors of
 :mod:`ntropy_provider.exceptions` for everything else; the decisions are the exchange's
 (:mod:`ntropy_provider.hooks.exchange`), the hooks only move bytes and sleep. The API key is sent in a
@@ -51,17 +51,7 @@ from ntropy_provider.exceptions import (
     NtropyError,
     NtropyTimeoutError,
 )
-from ntropy_provider.hooks._connection import (
-    CONN_FIELDS,
-    CONN_TYPE,
-    DEFAULT_CONN_ID,
-    UI_FIELD_BEHAVIOUR,
-    NtropyConnectionSettings,
-    RequestOptions,
-    settings_from_airflow_connection,
-)
 from ntropy_provider.hooks._holders_and_webhooks import AccountHolderAndWebhookCalls
-from ntropy_provider.hooks._retry import RetryEvent, RetryPolicy
 from ntropy_provider.hooks._submit import submit_chunks
 from ntropy_provider.hooks.calls import (
     Call,
@@ -76,7 +66,17 @@ from ntropy_provider.hooks.calls import (
     parse_batch_result,
     post_batch_call,
 )
+from ntropy_provider.hooks.connection import (
+    CONN_FIELDS,
+    CONN_TYPE,
+    DEFAULT_CONN_ID,
+    UI_FIELD_BEHAVIOUR,
+    NtropyConnectionSettings,
+    RequestOptions,
+    settings_from_airflow_connection,
+)
 from ntropy_provider.hooks.exchange import Exchange, RetryCallback, base_headers, mask
+from ntropy_provider.hooks.retry_policy import RetryEvent, RetryPolicy
 
 #: Transport failures worth another attempt (no answer, or a truncated one).
 _TRANSPORT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
@@ -105,9 +105,9 @@ class NtropyHook(AccountHolderAndWebhookCalls, HttpHook):
 
     :param ntropy_conn_id: the ``ntropy`` connection to use.
     :param options: retry and timeout settings that win over the connection's extras.
-    :param on_retry: called with a :class:`~ntropy_provider.hooks._retry.RetryEvent` before each wait
+    :param on_retry: called with a :class:`~ntropy_provider.hooks.retry_policy.RetryEvent` before each wait
         (in the thread that made the request), e.g. to count retries in metrics.
-    :param kwargs: any field of :class:`~ntropy_provider.hooks._connection.RequestOptions` by name
+    :param kwargs: any field of :class:`~ntropy_provider.hooks.connection.RequestOptions` by name
         (``max_attempts=3``, winning over ``options``); the rest is passed to
         :class:`~airflow.providers.http.hooks.http.HttpHook` (e.g. ``tcp_keep_alive``).
     """

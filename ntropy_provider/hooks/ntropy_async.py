@@ -24,13 +24,6 @@ from ntropy_provider.api.wire import (
     TRANSACTIONS_OPERATION,
     BatchStatus,
 )
-from ntropy_provider.hooks._connection import (
-    CONN_TYPE,
-    DEFAULT_CONN_ID,
-    NtropyConnectionSettings,
-    RequestOptions,
-    settings_from_airflow_connection,
-)
 from ntropy_provider.hooks.calls import (
     Call,
     batch_results_call,
@@ -40,6 +33,13 @@ from ntropy_provider.hooks.calls import (
     list_page_call,
     list_params,
     parse_batch_result,
+)
+from ntropy_provider.hooks.connection import (
+    CONN_TYPE,
+    DEFAULT_CONN_ID,
+    NtropyConnectionSettings,
+    RequestOptions,
+    settings_from_airflow_connection,
 )
 from ntropy_provider.hooks.exchange import Exchange, RetryCallback, amask, base_headers
 
@@ -58,7 +58,7 @@ class NtropyAsyncHook(BaseHook):
     """The batch calls of :class:`NtropyHook`, on aiohttp, for triggers: nothing here blocks the loop.
 
     The connection is read with ``await BaseHook.aget_connection``; retries follow the same
-    :class:`~ntropy_provider.hooks._retry.RetryPolicy` as the sync hook, waiting with ``asyncio.sleep``.
+    :class:`~ntropy_provider.hooks.retry_policy.RetryPolicy` as the sync hook, waiting with ``asyncio.sleep``.
     Use it as ``async with NtropyAsyncHook() as hook:`` to share one HTTP session between calls;
     without ``async with`` each call opens and closes its own.
     (Not an ``HttpAsyncHook``: that hook's fixed-wait tenacity retries ignore ``Retry-After`` and it
@@ -66,8 +66,8 @@ class NtropyAsyncHook(BaseHook):
 
     :param ntropy_conn_id: the ``ntropy`` connection to use.
     :param options: retry and timeout settings that win over the connection's extras.
-    :param on_retry: called with a :class:`~ntropy_provider.hooks._retry.RetryEvent` before each wait.
-    :param settings: any field of :class:`~ntropy_provider.hooks._connection.RequestOptions` by name
+    :param on_retry: called with a :class:`~ntropy_provider.hooks.retry_policy.RetryEvent` before each wait.
+    :param settings: any field of :class:`~ntropy_provider.hooks.connection.RequestOptions` by name
         (``max_attempts=3``), winning over ``options``.
     """
 

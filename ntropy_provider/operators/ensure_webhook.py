@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from airflow.sdk import BaseOperator, Context
 
 from ntropy_provider.api.wire import BATCH_WEBHOOK_EVENTS, WEBHOOK_EVENTS
-from ntropy_provider.hooks._connection import DEFAULT_CONN_ID
+from ntropy_provider.hooks.connection import DEFAULT_CONN_ID
 from ntropy_provider.utils.net import is_loopback_host
 from ntropy_provider.webhooks.config import DEFAULT_TOKEN_EXTRA_KEY, receiver_url
 

@@ -18,7 +18,7 @@ from airflow.sdk import BaseOperator
 
 from ntropy_provider.api.models import Batch
 from ntropy_provider.api.wire import MAX_BATCH_SIZE, OPERATIONS, PRIORITIES, TRANSACTIONS_OPERATION
-from ntropy_provider.hooks._connection import DEFAULT_CONN_ID
+from ntropy_provider.hooks.connection import DEFAULT_CONN_ID
 from ntropy_provider.io.chunk_plan import (
     SHOWN_INVALID_ROWS,
     ChunkPlan,

@@ -19,7 +19,7 @@ from airflow.sdk.exceptions import (
 
 from ntropy_provider.api.models import Batch
 from ntropy_provider.api.wire import BatchStatus
-from ntropy_provider.hooks._connection import DEFAULT_CONN_ID
+from ntropy_provider.hooks.connection import DEFAULT_CONN_ID
 from ntropy_provider.triggers.batch import TRANSIENT_ERRORS, BatchTrigger
 from ntropy_provider.utils.batch_ids import resolve_batch_ids
 

@@ -18,7 +18,7 @@ from ntropy_provider.exceptions import (
     NtropyRateLimitError,
     NtropyServerError,
 )
-from ntropy_provider.hooks._connection import DEFAULT_CONN_ID
+from ntropy_provider.hooks.connection import DEFAULT_CONN_ID
 from ntropy_provider.triggers.progress import ProgressTracker, check_poll_intervals, next_poll_interval
 
 #: Errors that a wait absorbs: the next poll tries again.

@@ -15,7 +15,7 @@ from airflow.sdk import Asset
 
 from ntropy_provider.api.models import Batch, WebhookEvent
 from ntropy_provider.api.wire import WEBHOOK_EVENT_BATCH_COMPLETED, WEBHOOK_EVENT_BATCH_ERROR
-from ntropy_provider.hooks._connection import DEFAULT_CONN_ID
+from ntropy_provider.hooks.connection import DEFAULT_CONN_ID
 
 #: Every Ntropy connection gets its own asset: ``ntropy://batches/<conn_id>``.
 BATCHES_ASSET_URI_PREFIX = "ntropy://batches"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ntropy_provider.hooks._connection import DEFAULT_CONN_ID
+from ntropy_provider.hooks.connection import DEFAULT_CONN_ID
 
 SECTION = "ntropy_webhooks"
 DEFAULT_TOKEN_EXTRA_KEY = "webhook_token"

@@ -17,9 +17,9 @@ from ntropy_provider.exceptions import (
     NtropyValidationError,
 )
 from ntropy_provider.hooks import ntropy_async
-from ntropy_provider.hooks._retry import RetryEvent
 from ntropy_provider.hooks.ntropy import NtropyHook
 from ntropy_provider.hooks.ntropy_async import NtropyAsyncHook
+from ntropy_provider.hooks.retry_policy import RetryEvent
 
 
 @pytest.fixture

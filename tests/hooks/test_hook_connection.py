@@ -10,7 +10,7 @@ import pytest
 from ntropy_provider import get_provider_info
 from ntropy_provider.api.wire import REGION_BASE_URLS
 from ntropy_provider.exceptions import NtropyNotFoundError
-from ntropy_provider.hooks._connection import RequestOptions, parse_connection, resolve_base_url
+from ntropy_provider.hooks.connection import RequestOptions, parse_connection, resolve_base_url
 from ntropy_provider.hooks.ntropy import NtropyHook
 from ntropy_provider.hooks.ntropy_async import NtropyAsyncHook
 

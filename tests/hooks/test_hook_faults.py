@@ -20,9 +20,9 @@ from ntropy_provider.exceptions import (
     NtropyRateLimitError,
     NtropyServerError,
 )
-from ntropy_provider.hooks._retry import RetryEvent
 from ntropy_provider.hooks.calls import Call, parse_batch
 from ntropy_provider.hooks.ntropy import NtropyHook
+from ntropy_provider.hooks.retry_policy import RetryEvent
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import pytest
 import requests
 
 from ntropy_provider.exceptions import NtropyNotFoundError, NtropyServerError
-from ntropy_provider.hooks._retry import RetryEvent
 from ntropy_provider.hooks.ntropy import NtropyHook
+from ntropy_provider.hooks.retry_policy import RetryEvent
 
 
 def test_run_retries_under_the_policy_and_answers_with_the_response(

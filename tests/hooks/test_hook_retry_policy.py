@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from ntropy_provider.hooks._retry import Attempts, RetryPolicy, is_retryable, parse_retry_after
+from ntropy_provider.hooks.retry_policy import Attempts, RetryPolicy, is_retryable, parse_retry_after
 
 
 def _always(value: float):
@@ -125,7 +125,7 @@ def test_backoff_min_never_lifts_a_wait_above_the_ceiling() -> None:
 
 
 def test_a_post_is_repeated_only_when_the_server_certainly_did_not_act() -> None:
-    from ntropy_provider.hooks._retry import may_repeat
+    from ntropy_provider.hooks.retry_policy import may_repeat
 
     assert may_repeat("POST", 429, reached_server=True)
     assert may_repeat("POST", 503, reached_server=True)

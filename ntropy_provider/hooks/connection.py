@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 from ntropy_provider.api.limits import ApiLimits
 from ntropy_provider.api.wire import DEFAULT_REGION, REGION_BASE_URLS
-from ntropy_provider.hooks._retry import POLICY_EXTRAS, RetryPolicy
+from ntropy_provider.hooks.retry_policy import POLICY_EXTRAS, RetryPolicy
 from ntropy_provider.utils.net import is_loopback_host
 
 CONN_TYPE = "ntropy"
