@@ -19,16 +19,15 @@ import decimal
 import gzip
 import io
 import math
-import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
-from urllib.parse import urlparse
 
 import orjson
 
 from ntropy_provider.api.transaction_input import FieldError, validate_transaction
+from ntropy_provider.utils.storage import as_storage_path, local_path
 
 #: Formats this module reads, by name.
 INPUT_FORMATS: tuple[str, ...] = ("parquet", "csv", "jsonl")
@@ -129,17 +128,10 @@ def open_binary(location: Any) -> Iterator[BinaryIO]:
 
     :param location: where the file is.
     """
-    from airflow.sdk import ObjectStoragePath
-
     name = str(location)
-    if isinstance(location, ObjectStoragePath):
-        handle = location.open("rb")
-    elif isinstance(location, os.PathLike) or "://" not in name:
-        handle = open(os.fspath(location), "rb")  # noqa: SIM115 - closed below
-    elif name.startswith("file://"):
-        handle = open(urlparse(name).path, "rb")  # noqa: SIM115 - closed below
-    else:
-        handle = ObjectStoragePath(name).open("rb")
+    local = local_path(location)
+    # Local files are opened directly; the rest through Airflow's ObjectStoragePath (fsspec).
+    handle = open(local, "rb") if local is not None else as_storage_path(location).open("rb")  # noqa: SIM115
     try:
         if name.split("?", 1)[0].lower().endswith(".gz"):
             with gzip.GzipFile(fileobj=handle) as unzipped:

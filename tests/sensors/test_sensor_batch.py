@@ -14,8 +14,8 @@ from airflow.sdk.exceptions import (
     TaskDeferred,
 )
 
-from ntropy_provider.hooks.ntropy import NtropyHook
 from ntropy_provider.exceptions import BatchesInErrorError
+from ntropy_provider.hooks.ntropy import NtropyHook
 from ntropy_provider.sensors.batch import BatchSensor
 from ntropy_provider.triggers.batch import BatchTrigger
 
