@@ -130,8 +130,8 @@ def _status_kib(field: str) -> int:
 
 
 def work_a(files: list[Path], batches: int, out: Path) -> int:
-    from ntropy_provider.results.atomic_write import as_storage_path
     from ntropy_provider.results.datasets import write_results_datasets
+    from ntropy_provider.utils.storage import as_storage_path
 
     summary = write_results_datasets(bodies(files, batches), as_storage_path(str(out)), compression="zstd")
     return summary.ok_rows + summary.error_rows
@@ -246,7 +246,7 @@ def worker(mode: str, cache: Path, batches: int) -> None:
     function = WORKERS[mode]
     # Import what the work needs before measuring, so that the time and growth are the work's own.
     if mode == "a":
-        from ntropy_provider.results.atomic_write import as_storage_path
+        from ntropy_provider.utils.storage import as_storage_path
 
         # Airflow loads its plugins (hook lineage) on the first ObjectStoragePath.open() of a process: a
         # one-time cost of Airflow that a task has paid before it runs, not part of the conversion.

@@ -1,4 +1,8 @@
-"""Typed errors of the Ntropy API, one class per meaning of an HTTP answer.
+"""Every error the provider raises, one class per meaning.
+
+The API's errors come first, one class per meaning of an HTTP answer; then the task-level failures of
+the operators and the sensor (bad input, changed input, batches left in error, a wait past its
+deadline), and :data:`TRANSIENT_ERRORS`, what a wait rides out.
 
 Every error carries the HTTP ``status`` (``None`` when no answer came), the API's ``detail`` and the
 ``request_id`` sent as ``X-Request-ID``, so that a failure can be quoted to Ntropy's support. Messages
@@ -12,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from airflow.providers.common.compat.sdk import AirflowException
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,8 +115,47 @@ class NtropyConnectionError(NtropyError):
     """The server could not be reached, dropped the connection or timed out, and the budget is spent."""
 
 
-class NtropyTimeoutError(NtropyError):
-    """A wait (e.g. :meth:`NtropyHook.wait_for_batches`) passed its deadline."""
+class NtropyTimeoutError(NtropyError, TimeoutError):
+    """A wait (e.g. :meth:`NtropyHook.wait_for_batches`) passed its deadline.
+
+    Also a :class:`TimeoutError`, so that code catching the builtin still catches it.
+    """
+
+
+#: Errors that a wait rides out: the API's trouble after the hook's own retries (5xx, 429, no answer) does
+#: not end a wait that may last hours; the next poll asks again (the wait's deadline still applies).
+#: The async transport's own exceptions are added where they can occur (the trigger), so that sync code
+#: does not import aiohttp through this tuple.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    NtropyServerError,
+    NtropyRateLimitError,
+    NtropyConnectionError,
+    ConnectionError,
+)
+
+
+# --------------------------------------------------------------------------------------------------
+# Task-level failures
+# --------------------------------------------------------------------------------------------------
+class NtropySubmitError(Exception):
+    """Base of SubmitBatchOperator's own failures (bad input, changed input, batches in error)."""
+
+
+class InvalidInputError(NtropySubmitError, ValueError):
+    """Rows break the API's rules and ``on_invalid="fail"``: nothing was sent."""
+
+
+class InputChangedError(NtropySubmitError):
+    """The input differs from what an earlier try of this task instance submitted, or changed during a run."""
+
+
+class BatchesInErrorError(NtropySubmitError, AirflowFailException):
+    """Batches ended in ``error`` (for SubmitBatchOperator: and the resubmission budget is spent).
+
+    Fails the task at once, without Airflow's retries: a retry re-attaches to the same batches (the
+    submission ledger makes sure of it) and finds them in error again, so it could only delay the
+    failure by the retry delays. Resubmission is SubmitBatchOperator's ``max_batch_error_retries``.
+    """
 
 
 _CLASS_FOR_STATUS: dict[int, type[NtropyError]] = {

@@ -18,6 +18,8 @@ import logging
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ntropy_provider.utils.storage import as_storage_path
+
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
@@ -55,12 +57,6 @@ def file_names(stem: str, formats: Sequence[str] = FORMATS) -> tuple[str, ...]:
     return tuple(f"{stem}.{fmt}" for fmt in formats)
 
 
-def _storage_path(path: ObjectStoragePath | str) -> ObjectStoragePath:
-    from airflow.sdk import ObjectStoragePath
-
-    return path if isinstance(path, ObjectStoragePath) else ObjectStoragePath(path)
-
-
 def _first_existing(folder: ObjectStoragePath, names: Sequence[str]) -> ObjectStoragePath | None:
     for name in names:
         candidate = folder / name
@@ -75,7 +71,7 @@ def day_partition(landing: ObjectStoragePath | str, day: dt.date | str) -> Objec
     :param landing: the landing folder.
     :param day: the day (a date or ``YYYY-MM-DD``).
     """
-    return _storage_path(landing) / partition_name(day)
+    return as_storage_path(landing) / partition_name(day)
 
 
 def find_day_file(
@@ -119,7 +115,7 @@ def find_holders_file(landing: ObjectStoragePath | str) -> ObjectStoragePath | N
 
     :param landing: the landing folder.
     """
-    return _first_existing(_storage_path(landing), file_names(ACCOUNT_HOLDERS_FILE))
+    return _first_existing(as_storage_path(landing), file_names(ACCOUNT_HOLDERS_FILE))
 
 
 def _is_parquet(path: ObjectStoragePath) -> bool:
@@ -135,7 +131,7 @@ def count_rows(path: ObjectStoragePath | str) -> int:
     import pyarrow.csv as pa_csv
     import pyarrow.parquet as pq
 
-    path = _storage_path(path)
+    path = as_storage_path(path)
     with path.open("rb") as handle:
         if _is_parquet(path):
             return int(pq.read_metadata(handle).num_rows)
@@ -156,7 +152,7 @@ def read_column(path: ObjectStoragePath | str, column: str) -> list[str | None]:
     import pyarrow.csv as pa_csv
     import pyarrow.parquet as pq
 
-    path = _storage_path(path)
+    path = as_storage_path(path)
     with path.open("rb") as handle:
         if _is_parquet(path):
             parquet = pq.ParquetFile(handle)
@@ -185,7 +181,7 @@ def read_account_holders(path: ObjectStoragePath | str) -> dict[str, dict[str, A
     import pyarrow.csv as pa_csv
     import pyarrow.parquet as pq
 
-    path = _storage_path(path)
+    path = as_storage_path(path)
     with path.open("rb") as handle:
         if _is_parquet(path):
             table = pq.read_table(handle)

@@ -46,13 +46,13 @@ from ntropy_provider.api.wire import (
     BatchStatus,
 )
 from ntropy_provider.exceptions import (
+    TRANSIENT_ERRORS,
     NtropyAuthError,
     NtropyConnectionError,
     NtropyError,
     NtropyTimeoutError,
 )
 from ntropy_provider.hooks._holders_and_webhooks import AccountHolderAndWebhookCalls
-from ntropy_provider.hooks._submit import submit_chunks
 from ntropy_provider.hooks.calls import (
     Call,
     batch_results_call,
@@ -77,6 +77,8 @@ from ntropy_provider.hooks.connection import (
 )
 from ntropy_provider.hooks.exchange import Exchange, RetryCallback, base_headers, mask
 from ntropy_provider.hooks.retry_policy import RetryEvent, RetryPolicy
+from ntropy_provider.submission.engine import submit_records
+from ntropy_provider.triggers.progress import ProgressTracker, next_poll_interval
 
 #: Transport failures worth another attempt (no answer, or a truncated one).
 _TRANSPORT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
@@ -435,8 +437,8 @@ class NtropyHook(AccountHolderAndWebhookCalls, HttpHook):
         :return: one Batch per chunk in input order (``None`` for skipped chunks); empty for empty input.
         """
         self.get_conn()  # read the connection once, in this thread, before the workers start
-        return submit_chunks(
-            self._post_batch_body,
+        return submit_records(
+            self.post_batch_body,
             records,
             chunk_size,
             priority=priority,
@@ -447,48 +449,75 @@ class NtropyHook(AccountHolderAndWebhookCalls, HttpHook):
             log=self.log,
         )
 
-    def _post_batch_body(self, body: bytes) -> Batch:
+    def post_batch_body(self, body: bytes) -> Batch:
+        """Send one ``POST /v3/batches`` with an already serialized body (see
+        :mod:`ntropy_provider.submission.chunks`); safe to call from several threads.
+
+        :param body: the request body.
+        :return: the created batch.
+        """
         return self._call(post_batch_call(body))
 
     def wait_for_batches(
-        self, batch_ids: Iterable[str], poll_interval: float = 10.0, timeout: float | None = 36_000.0
+        self,
+        batch_ids: Iterable[str],
+        poll_interval: float = 10.0,
+        timeout: float | None = 36_000.0,
+        *,
+        max_poll_interval: float | None = None,
+        purpose: str = "complete",
     ) -> list[Batch]:
-        """Poll batches until every one has ended (``completed`` or ``error``): the non-deferrable path.
+        """Poll batches until every one has ended (``completed`` or ``error``): the wait of sync code.
+
+        The one blocking wait loop of the provider (``SubmitBatchOperator`` uses it too). Progress is
+        logged at every round; a transient error (5xx, 429, no answer, after the hook's own retries)
+        skips that batch's poll instead of ending a wait that may last hours. The interval grows from
+        ``poll_interval`` toward ``max_poll_interval`` and follows the batches' ETA, as the trigger's.
 
         :param batch_ids: the batches to wait for.
-        :param poll_interval: seconds between two rounds of polling.
+        :param poll_interval: seconds between two rounds of polling (the shortest, when it adapts).
         :param timeout: seconds after which to give up (``None``: wait for ever).
+        :param max_poll_interval: the longest interval between rounds; ``None`` keeps it at
+            ``poll_interval``.
+        :param purpose: what the wait is for, in log lines and the timeout's message.
         :return: the final Batch of each id, in the order given (``error`` batches included: the caller
             decides what an errored batch means).
         :raises NtropyTimeoutError: naming the batches still processing at the deadline.
         """
         given = list(batch_ids)
-        ids = list(dict.fromkeys(given))  # each batch polled once, even when named twice
+        tracker = ProgressTracker(dict.fromkeys(given))  # each batch polled once, even when named twice
+        maximum = poll_interval if max_poll_interval is None else max(poll_interval, max_poll_interval)
         deadline = None if timeout is None else time.monotonic() + timeout
         final: dict[str, Batch] = {}
+        interval = poll_interval
         while True:
-            for batch_id in ids:
-                if batch_id not in final:
+            for batch_id in tracker.pending:
+                try:
                     batch = self.get_batch(batch_id)
-                    if batch.is_terminal:
-                        final[batch_id] = batch
-                        self.log.info("Batch %s ended %s (%d items)", batch_id, batch.status, batch.total)
-            pending = [batch_id for batch_id in ids if batch_id not in final]
-            if not pending:
+                except TRANSIENT_ERRORS as err:
+                    self.log.warning(
+                        "Transient error polling batch %s (%s: %s)", batch_id, type(err).__name__, err
+                    )
+                    continue
+                tracker.update(batch, time.monotonic())
+                if batch.is_terminal:
+                    final[batch_id] = batch
+                    self.log.info("Batch %s ended %s (%d items)", batch_id, batch.status, batch.total)
+            if tracker.all_terminal:
                 # One Batch per id given, so that the answer lines up with the argument.
                 return [final[batch_id] for batch_id in given]
-            wait = poll_interval
-            if deadline is not None:
-                # Sleep at most until the deadline and look once more there: giving up as soon as the
-                # next full interval would overrun it gave up to poll_interval early (at once when
-                # timeout < poll_interval), on batches that might end in the meantime.
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise NtropyTimeoutError(
-                        f"{len(pending)} batch(es) still processing after {timeout} s: {', '.join(pending)}"
-                    )
-                wait = min(poll_interval, remaining)
-            time.sleep(wait)
+            self.log.info("Waiting to %s: %s", purpose, tracker.summary())
+            if deadline is not None and time.monotonic() >= deadline:
+                pending = tracker.pending
+                raise NtropyTimeoutError(
+                    f"Timed out waiting to {purpose}: {len(pending)} batch(es) still processing after "
+                    f"{timeout} s: {', '.join(pending)}"
+                )
+            interval = next_poll_interval(interval, tracker.eta, minimum=poll_interval, maximum=maximum)
+            # Sleep at most until the deadline and look once more there: giving up as soon as the next
+            # full interval would overrun it gave up early, on batches that might end in the meantime.
+            pause = interval if deadline is None else min(interval, max(0.0, deadline - time.monotonic()))
+            time.sleep(pause)
 
     # ---------------------------------------------------------------- test_connection
     def test_connection(self) -> tuple[bool, str]:

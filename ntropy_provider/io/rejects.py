@@ -14,22 +14,11 @@ import os
 import tempfile
 from types import TracebackType
 from typing import Any, BinaryIO
-from urllib.parse import urlparse
 
 import orjson
 
 from ntropy_provider.io.transactions_source import SourceRow
-
-
-def _local_path(location: Any) -> str | None:
-    from airflow.sdk import ObjectStoragePath
-
-    if isinstance(location, ObjectStoragePath):
-        return location.path if location.protocol in ("file", "local") else None
-    name = os.fspath(location) if isinstance(location, os.PathLike) else str(location)
-    if name.startswith("file://"):
-        return urlparse(name).path
-    return None if "://" in name else name
+from ntropy_provider.utils.storage import as_storage_path, local_path
 
 
 def reject_record(source_row: SourceRow) -> dict[str, Any]:
@@ -59,7 +48,7 @@ class RejectsWriter:
         self.count = 0
         self._handle: BinaryIO | None = None
         self._temp_path: str | None = None
-        self._final_path = _local_path(location)
+        self._final_path = local_path(location)
         self._temp_object: Any = None
         self._final_object: Any = None
 
@@ -70,12 +59,9 @@ class RejectsWriter:
             fd, self._temp_path = tempfile.mkstemp(prefix=".rejects-", suffix=".tmp", dir=directory)
             self._handle = os.fdopen(fd, "wb")
         else:
-            from airflow.sdk import ObjectStoragePath
-
             from ntropy_provider.results.atomic_write import temporary_name
 
-            path = self.location if isinstance(self.location, ObjectStoragePath) else None
-            path = path or ObjectStoragePath(str(self.location))
+            path = as_storage_path(self.location)
             self._final_object = path
             self._temp_object = path.parent / temporary_name(path.name)
             self._handle = self._temp_object.open("wb")

@@ -17,19 +17,17 @@ import csv
 import datetime as dt
 import decimal
 import gzip
-import hashlib
 import io
 import math
-import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
-from urllib.parse import urlparse
 
 import orjson
 
 from ntropy_provider.api.transaction_input import FieldError, validate_transaction
+from ntropy_provider.utils.storage import as_storage_path, local_path
 
 #: Formats this module reads, by name.
 INPUT_FORMATS: tuple[str, ...] = ("parquet", "csv", "jsonl")
@@ -130,17 +128,10 @@ def open_binary(location: Any) -> Iterator[BinaryIO]:
 
     :param location: where the file is.
     """
-    from airflow.sdk import ObjectStoragePath
-
     name = str(location)
-    if isinstance(location, ObjectStoragePath):
-        handle = location.open("rb")
-    elif isinstance(location, os.PathLike) or "://" not in name:
-        handle = open(os.fspath(location), "rb")  # noqa: SIM115 - closed below
-    elif name.startswith("file://"):
-        handle = open(urlparse(name).path, "rb")  # noqa: SIM115 - closed below
-    else:
-        handle = ObjectStoragePath(name).open("rb")
+    local = local_path(location)
+    # Local files are opened directly; the rest through Airflow's ObjectStoragePath (fsspec).
+    handle = open(local, "rb") if local is not None else as_storage_path(location).open("rb")  # noqa: SIM115
     try:
         if name.split("?", 1)[0].lower().endswith(".gz"):
             with gzip.GzipFile(fileobj=handle) as unzipped:
@@ -355,41 +346,3 @@ def iter_rows(
         yield from _iter_csv(items)
     else:
         yield from _iter_jsonl(items)
-
-
-# --------------------------------------------------------------------------------------------------
-# Deterministic chunks of valid rows
-# --------------------------------------------------------------------------------------------------
-class Fingerprint:
-    """Incremental fingerprint of a chunk: a hash of its transaction ids, in order."""
-
-    __slots__ = ("_digest", "size")
-
-    def __init__(self) -> None:
-        self._digest = hashlib.sha256()
-        self.size = 0
-
-    def add(self, transaction_id: Any) -> None:
-        """Add the next transaction id.
-
-        :param transaction_id: the id (anything else is hashed by its repr).
-        """
-        text = transaction_id if isinstance(transaction_id, str) else repr(transaction_id)
-        self._digest.update(text.encode("utf-8", "surrogateescape"))
-        self._digest.update(b"\x1f")
-        self.size += 1
-
-    def hexdigest(self) -> str:
-        """The fingerprint, 32 hex characters."""
-        return self._digest.hexdigest()[:32]
-
-
-def chunk_fingerprint(transaction_ids: Iterable[Any]) -> str:
-    """A short, stable fingerprint of a chunk: a hash of its transaction ids in order.
-
-    :param transaction_ids: the ids of the chunk's transactions, in submission order.
-    """
-    fingerprint = Fingerprint()
-    for transaction_id in transaction_ids:
-        fingerprint.add(transaction_id)
-    return fingerprint.hexdigest()

@@ -13,21 +13,17 @@ from ntropy_provider.api.models import Batch
 from ntropy_provider.api.wire import BATCHES_PATH, DEFAULT_REGION, REGION_BASE_URLS, BatchStatus
 from ntropy_provider.exceptions import NtropyError
 from ntropy_provider.hooks.ntropy import NtropyHook
-from ntropy_provider.results.atomic_write import as_storage_path
-from ntropy_provider.results.datasets import (
-    DATA_FILE_NAME,
-    ResultsSummary,
-    dataset_paths,
-    dataset_uri,
-    write_results_datasets,
-)
-from ntropy_provider.results.input_join import InputColumns
-from ntropy_provider.results.schema import RESULTS_SCHEMA_VERSION
+from ntropy_provider.results.layout import DATA_FILE_NAME, dataset_paths, dataset_uri
 from ntropy_provider.utils.batch_ids import known_terminal_batches, resolve_batch_ids
+from ntropy_provider.utils.storage import as_storage_path
 
+# pyarrow (through ntropy_provider.results' writer, reader and schema) is imported at execute time only:
+# every process that parses a DAG file using this operator would otherwise load it.
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
+
+    from ntropy_provider.results.datasets import ResultsSummary
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +124,8 @@ class ResultsToParquetOperator(BaseOperator):
         return [Asset(uri=dataset_uri(ok_dir)), Asset(uri=dataset_uri(errors_dir))]
 
     def _emit_asset_events(self, context: Context, summary: ResultsSummary, batch_ids: list[str]) -> None:
+        from ntropy_provider.results.schema import RESULTS_SCHEMA_VERSION
+
         counts = {"ok_rows": summary.ok_rows, "error_rows": summary.error_rows}
         common = {**counts, "batch_count": len(batch_ids), "schema_version": RESULTS_SCHEMA_VERSION}
         datasets = {
@@ -179,6 +177,9 @@ class ResultsToParquetOperator(BaseOperator):
         :raises BatchesNotCompletedError: naming each batch that is not ``completed``, before any write.
         :raises RowCountMismatchError: when the rows written differ from the batches' totals.
         """
+        from ntropy_provider.results.datasets import write_results_datasets
+        from ntropy_provider.results.input_join import InputColumns
+
         batch_ids = resolve_batch_ids(self.batch_ids)
         self._batch_ids = batch_ids
         batches = self._completed_batches(batch_ids, known_terminal_batches(self.batch_ids))

@@ -1,8 +1,8 @@
 """SubmitBatchOperator: validate transactions, submit them as Ntropy batches, never twice.
 
-The operator orchestrates; the input's chunk plan lives in :mod:`ntropy_provider.io.chunk_plan`, the
-crash-safe records of what each chunk became in :mod:`ntropy_provider.operators._submission_ledger`,
-and its failures in :mod:`ntropy_provider.operators.submit_errors` (all re-exported here).
+The operator orchestrates; the submission itself lives in :mod:`ntropy_provider.submission` (the
+input's chunk plan, the crash-safe ledger of what each chunk became, the engine that sends), and its
+failures in :mod:`ntropy_provider.exceptions`.
 """
 
 from __future__ import annotations
@@ -13,62 +13,32 @@ from collections.abc import Iterator, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from airflow.configuration import conf
 from airflow.sdk import BaseOperator
 
 from ntropy_provider.api.models import Batch
 from ntropy_provider.api.wire import MAX_BATCH_SIZE, OPERATIONS, PRIORITIES, TRANSACTIONS_OPERATION
-from ntropy_provider.hooks.connection import DEFAULT_CONN_ID
-from ntropy_provider.io.chunk_plan import (
-    SHOWN_INVALID_ROWS,
-    ChunkPlan,
-    ScanResult,
-    iter_valid_transactions,
-    scan,
+from ntropy_provider.exceptions import (
+    BatchesInErrorError,
+    InvalidInputError,
+    NtropySubmitError,
+    NtropyTimeoutError,
 )
+from ntropy_provider.hooks.connection import DEFAULT_CONN_ID
 from ntropy_provider.io.rejects import RejectsWriter
-from ntropy_provider.io.transactions_source import Fingerprint, SourceRow, describe_source, iter_rows
-from ntropy_provider.operators._submission_ledger import (
-    CLOCK_SKEW,
+from ntropy_provider.io.transactions_source import SourceRow, describe_source, iter_rows
+from ntropy_provider.submission.engine import submit_chunks
+from ntropy_provider.submission.ledger import (
     ON_INPUT_CHANGE_MODES,
-    STATE_CHUNK_KEY,
-    STATE_PLAN_KEY,
-    STATE_WAIT_KEY,
     ChunkState,
     StateStore,
     SubmissionLedger,
 )
-from ntropy_provider.operators.submit_errors import (
-    BatchesInErrorError,
-    InputChangedError,
-    InvalidInputError,
-    NtropySubmitError,
-)
-from ntropy_provider.triggers.batch import TRANSIENT_ERRORS, BatchTrigger
-from ntropy_provider.triggers.progress import ProgressTracker, check_poll_intervals, next_poll_interval
+from ntropy_provider.submission.plan import ScanResult, iter_planned_chunks, scan
+from ntropy_provider.triggers.batch import BatchTrigger
+from ntropy_provider.triggers.progress import check_poll_intervals
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-# The names this module offered before the ledger, the chunk plan and the errors moved out stay
-# importable from here: DAGs and tests import them from this module.
-__all__ = [
-    "CLOCK_SKEW",
-    "ON_INPUT_CHANGE_MODES",
-    "ON_INVALID_MODES",
-    "SHOWN_INVALID_ROWS",
-    "STATE_CHUNK_KEY",
-    "STATE_PLAN_KEY",
-    "STATE_WAIT_KEY",
-    "BatchesInErrorError",
-    "ChunkPlan",
-    "ChunkState",
-    "InputChangedError",
-    "InvalidInputError",
-    "NtropySubmitError",
-    "ScanResult",
-    "SubmitBatchOperator",
-]
 
 #: ``on_invalid`` values.
 ON_INVALID_MODES: tuple[str, ...] = ("fail", "quarantine")
@@ -132,8 +102,10 @@ class SubmitBatchOperator(BaseOperator):
     :param rejects_path: where ``quarantine`` writes rejected rows (JSON Lines). Templated.
     :param max_concurrency: most batch POSTs in flight at once.
     :param wait_for_completion: wait for every batch to end before succeeding.
-    :param deferrable: wait in the triggerer instead of a worker slot (default: the
-        ``[operators] default_deferrable`` setting).
+    :param deferrable: wait in the triggerer instead of a worker slot (default ``True``: a wait of
+        minutes to hours should not hold a worker; pass ``False`` where no triggerer runs). Not read
+        from ``[operators] default_deferrable``, whose Airflow default (``False``) would make every
+        wait hold a worker slot.
     :param poll_interval: shortest interval between status checks, in seconds.
     :param max_poll_interval: longest interval between status checks, in seconds.
     :param timeout: longest wait for completion, in seconds or as a timedelta (``None``: no limit).
@@ -163,7 +135,7 @@ class SubmitBatchOperator(BaseOperator):
         rejects_path: Any = None,
         max_concurrency: int = 4,
         wait_for_completion: bool = False,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        deferrable: bool = True,
         poll_interval: float = 10.0,
         max_poll_interval: float = 300.0,
         timeout: float | dt.timedelta | None = None,
@@ -321,19 +293,11 @@ class SubmitBatchOperator(BaseOperator):
         states: dict[int, ChunkState],
         send: set[int],
     ) -> None:
-        """Send the chunks in ``send`` (every other chunk is consumed from the input but not sent)."""
+        """Send the chunks in ``send``, cut at the plan's boundaries (the others are read, not sent)."""
         if not send:
             return
-        fingerprints: dict[int, Fingerprint] = {}
 
         def before_submit(index: int, size: int) -> None:
-            planned = plan.chunks[index]
-            streamed = fingerprints.get(index)
-            if size != planned.size or streamed is None or streamed.hexdigest() != planned.fingerprint:
-                raise InputChangedError(
-                    f"Chunk {index} changed while the task was reading it ({size} rows, planned "
-                    f"{planned.size}): the input was modified during the run. Nothing more is sent."
-                )
             self.record_intent(ledger, index, states[index])
 
         def on_submitted(index: int, batch: Batch) -> None:
@@ -344,14 +308,14 @@ class SubmitBatchOperator(BaseOperator):
         self.log.info(
             "Submitting %d chunk(s) of %d (%d already known)", len(send), len(plan.chunks), len(skip)
         )
-        hook.submit_batches(
-            iter_valid_transactions(self._rows(), chunk_size=self.chunk_size, fingerprints=fingerprints),
-            chunk_size=self.chunk_size,
-            priority=self.priority,
+        hook.get_conn()  # read the connection once, in this thread, before the workers start
+        submit_chunks(
+            hook.post_batch_body,
+            iter_planned_chunks(self._rows(), plan, priority=self.priority, skip=skip),
             max_concurrency=self.max_concurrency,
-            skip_chunks=skip,
             before_submit=before_submit,
             on_submitted=on_submitted,
+            log=hook.log,
         )
         missing = [i for i in send if not states[i].batch_id]
         if missing:
@@ -394,35 +358,13 @@ class SubmitBatchOperator(BaseOperator):
     # ----------------------------------------------------------------------------------------------
     def _wait(self, hook: Any, batch_ids: list[str], *, timeout: float | None, purpose: str) -> list[Batch]:
         """Poll (sync) until every batch ended; the batches in the order given."""
-        tracker = ProgressTracker(batch_ids)
-        latest: dict[str, Batch] = {}
-        deadline = None if timeout is None else time.monotonic() + timeout
-        interval = self.poll_interval
-        while True:
-            for batch_id in tracker.pending:
-                try:
-                    batch = hook.get_batch(batch_id)
-                except TRANSIENT_ERRORS as err:
-                    # As in the deferred wait: the API's trouble after the hook's retries does not end
-                    # a wait that may last hours; the next poll asks again (the timeout still applies).
-                    self.log.warning(
-                        "Transient error polling batch %s (%s: %s)", batch_id, type(err).__name__, err
-                    )
-                    continue
-                latest[batch_id] = batch
-                tracker.update(batch, time.monotonic())
-            if tracker.all_terminal:
-                return [latest[i] for i in batch_ids]
-            self.log.info("Waiting to %s: %s", purpose, tracker.summary())
-            if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(
-                    f"Timed out waiting to {purpose}: batch(es) {', '.join(tracker.pending)} still processing"
-                )
-            interval = next_poll_interval(
-                interval, tracker.eta, minimum=self.poll_interval, maximum=self.max_poll_interval
-            )
-            pause = interval if deadline is None else min(interval, max(0.0, deadline - time.monotonic()))
-            time.sleep(pause)
+        return hook.wait_for_batches(
+            batch_ids,
+            poll_interval=self.poll_interval,
+            timeout=timeout,
+            max_poll_interval=self.max_poll_interval,
+            purpose=purpose,
+        )
 
     def _resubmit_errored(self, context: Context, errored: list[str]) -> bool:
         """Resubmit the chunks whose batch is in ``errored``, within the budget.
@@ -543,7 +485,7 @@ class SubmitBatchOperator(BaseOperator):
         if status == "success":
             return self._current_result(context, summary)
         if status == "timeout":
-            raise TimeoutError(event.get("message"))
+            raise NtropyTimeoutError(event.get("message"))
         if event.get("termination_reason") != "batch_error":
             raise NtropySubmitError(event.get("message"))
         self._resubmit_errored(context, list(event.get("errored_batch_ids") or []))

@@ -10,7 +10,6 @@ temporary one. Works with any fsspec filesystem through Airflow's ``ObjectStorag
 from __future__ import annotations
 
 import logging
-import os
 import uuid
 from types import TracebackType
 from typing import IO, Any
@@ -39,22 +38,6 @@ def is_temporary_of(name: str, final_name: str) -> bool:
     :param final_name: the final file name.
     """
     return name.startswith(f".{final_name}{TEMPORARY_MARKER}")
-
-
-def as_storage_path(path: str | ObjectStoragePath, conn_id: str | None = None) -> ObjectStoragePath:
-    """An ``ObjectStoragePath`` for a URI, a local path or an existing path object.
-
-    :param path: ``file:///...``, ``s3://conn_id@bucket/key``, ``memory://...``, a local path, or a path.
-    :param conn_id: an Airflow connection for the store, when the URI does not name one.
-    """
-    if isinstance(path, ObjectStoragePath):
-        return path
-    text = str(path)
-    if "://" not in text:
-        # A bare local path: absolute, so that the dataset URI is unambiguous; not percent-encoded
-        # (Path.as_uri() would turn ``date=...`` into ``date%3D...``, a different directory).
-        text = f"file://{os.path.abspath(text)}"
-    return ObjectStoragePath(text, conn_id=conn_id)
 
 
 class AtomicParquetWriter:

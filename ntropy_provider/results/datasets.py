@@ -26,14 +26,11 @@ from ntropy_provider.api.wire import MAX_BATCH_SIZE
 from ntropy_provider.results.atomic_write import AtomicParquetWriter, remove_stale_temporaries
 from ntropy_provider.results.flatten import convert_results, split_ok_errors
 from ntropy_provider.results.input_join import InputColumns, append_columns, joined_schema
+from ntropy_provider.results.layout import DATA_FILE_NAME, dataset_paths
 from ntropy_provider.results.prefetch import Prefetcher
 from ntropy_provider.results.schema import RESULTS_ARROW_SCHEMA, RESULTS_SCHEMA_VERSION_KEY
 
 log = logging.getLogger(__name__)
-
-OK_DATASET = "ok"
-ERRORS_DATASET = "errors"
-DATA_FILE_NAME = "part-0.parquet"
 
 
 class RowCountMismatchError(RuntimeError):
@@ -56,29 +53,6 @@ class ResultsSummary:
     ok_rows: int = 0
     error_rows: int = 0
     batch_rows: dict[str, int] = field(default_factory=dict)
-
-
-def dataset_paths(output_path: ObjectStoragePath) -> tuple[ObjectStoragePath, ObjectStoragePath]:
-    """The ``ok/`` and ``errors/`` dataset directories under an output path.
-
-    :param output_path: where the operator writes.
-    """
-    return output_path / OK_DATASET, output_path / ERRORS_DATASET
-
-
-def dataset_uri(path: ObjectStoragePath) -> str:
-    """A URI naming a dataset directory for Assets and lineage: ``file:///...``, ``s3://bucket/key``.
-
-    The connection id (``s3://conn@bucket``) is left out: it says how to reach the data, not which data.
-
-    :param path: a dataset directory.
-    """
-    protocol = path.protocol or "file"
-    if protocol in ("file", "local"):
-        return f"file://{path.path}"
-    bucket = path.bucket
-    key = path.key.strip("/")
-    return f"{protocol}://{bucket}/{key}" if bucket else f"{protocol}://{key}"
 
 
 def write_results_datasets(

@@ -7,28 +7,19 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.configuration import conf
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.bases.sensor import PokeReturnValue
-from airflow.sdk.exceptions import (
-    AirflowException,
-    AirflowFailException,
-    AirflowSensorTimeout,
-    AirflowSkipException,
-)
+from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, AirflowSkipException
 
 from ntropy_provider.api.models import Batch
 from ntropy_provider.api.wire import BatchStatus
+from ntropy_provider.exceptions import TRANSIENT_ERRORS, BatchesInErrorError
 from ntropy_provider.hooks.connection import DEFAULT_CONN_ID
-from ntropy_provider.triggers.batch import TRANSIENT_ERRORS, BatchTrigger
+from ntropy_provider.triggers.batch import BatchTrigger
 from ntropy_provider.utils.batch_ids import resolve_batch_ids
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-
-class BatchesInErrorException(AirflowFailException):
-    """Batches the sensor waited for ended in ``error`` (a retry of the sensor cannot change that)."""
 
 
 def errored_message(errored: Sequence[str], total: int) -> str:
@@ -47,7 +38,8 @@ def errored_message(errored: Sequence[str], total: int) -> str:
 class BatchSensor(BaseSensorOperator):
     """Wait until every given Ntropy batch has ended; fail naming every batch that ended in ``error``.
 
-    Deferrable by default (the ``[operators] default_deferrable`` setting): it checks once, and only
+    Deferrable by default (``deferrable=True``, not the ``[operators] default_deferrable`` setting, whose
+    Airflow default ``False`` would make every wait hold a worker slot): it checks once, and only
     defers to :class:`~ntropy_provider.triggers.batch.BatchTrigger` (one trigger for all the batches)
     when some are still processing. With ``deferrable=False`` it pokes (``mode="poke"`` or
     ``"reschedule"``), one GET per pending batch per poke; a transient API error (5xx, 429, connection)
@@ -61,7 +53,8 @@ class BatchSensor(BaseSensorOperator):
         ``SubmitBatchOperator`` or of another ``BatchSensor``, or an XComArg of any of them; no batch at
         all (an upstream input with no valid row) succeeds at once. Templated.
     :param ntropy_conn_id: the Airflow connection of the Ntropy API.
-    :param deferrable: wait in the triggerer instead of a worker slot.
+    :param deferrable: wait in the triggerer instead of a worker slot (pass ``False`` where no
+        triggerer runs).
     :param max_poll_interval: longest interval between checks of the deferred wait, in seconds
         (``poke_interval`` is the shortest).
     :param kwargs: BaseSensorOperator arguments (``poke_interval``, ``timeout``, ``mode``, ``soft_fail``...).
@@ -75,7 +68,7 @@ class BatchSensor(BaseSensorOperator):
         *,
         batch_ids: Any,
         ntropy_conn_id: str = DEFAULT_CONN_ID,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        deferrable: bool = True,
         max_poll_interval: float = 300.0,
         **kwargs: Any,
     ) -> None:
@@ -107,7 +100,7 @@ class BatchSensor(BaseSensorOperator):
     def _finish(self, ids: list[str], batches: list[dict[str, Any]]) -> dict[str, Any]:
         errored = [b["id"] for b in batches if b["status"] == BatchStatus.ERROR]
         if errored:
-            raise BatchesInErrorException(errored_message(errored, len(ids)))
+            raise BatchesInErrorError(errored_message(errored, len(ids)))
         return {"batch_ids": ids, "batches": batches}
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
@@ -150,7 +143,7 @@ class BatchSensor(BaseSensorOperator):
             self.log.info("Every batch had already ended; not deferring")
             try:
                 return self._finish(ids, [b.to_dict() for b in batches])
-            except BatchesInErrorException as err:
+            except BatchesInErrorError as err:
                 # BaseSensorOperator applies soft_fail only inside its poke loop and on resume; this
                 # check bypasses both, so it must honour soft_fail itself, like the poke mode does.
                 if self.soft_fail or self.never_fail:

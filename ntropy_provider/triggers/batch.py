@@ -12,23 +12,16 @@ import aiohttp
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from ntropy_provider.api.models import Batch
-from ntropy_provider.exceptions import (
-    NtropyConnectionError,
-    NtropyError,
-    NtropyRateLimitError,
-    NtropyServerError,
-)
+from ntropy_provider.exceptions import TRANSIENT_ERRORS, NtropyError
 from ntropy_provider.hooks.connection import DEFAULT_CONN_ID
 from ntropy_provider.triggers.progress import ProgressTracker, check_poll_intervals, next_poll_interval
 
-#: Errors that a wait absorbs: the next poll tries again.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    NtropyServerError,
-    NtropyRateLimitError,
-    NtropyConnectionError,
+#: Errors the deferred wait absorbs: the provider's transient errors, plus the async transport's own
+#: exceptions should one escape the async hook's translation.
+ASYNC_TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    *TRANSIENT_ERRORS,
     aiohttp.ClientError,
     asyncio.TimeoutError,
-    ConnectionError,
 )
 
 #: Relative random spread of each wait between polls.
@@ -168,7 +161,7 @@ class BatchTrigger(BaseTrigger):
         for batch_id, answer in zip(pending, answers, strict=True):
             if isinstance(answer, Batch):
                 tracker.update(answer, now)
-            elif isinstance(answer, TRANSIENT_ERRORS):
+            elif isinstance(answer, ASYNC_TRANSIENT_ERRORS):
                 transient.append(f"{type(answer).__name__}: {answer}")
             elif isinstance(answer, NtropyError):
                 return transient, f"Cannot wait for batch {batch_id}: {type(answer).__name__}: {answer}"

@@ -63,10 +63,6 @@ class NoActiveConsumerError(Exception):
     Ntropy retries it."""
 
 
-#: The name this error had before consumers were checked; kept for callers that catch it.
-AssetNotRegisteredError = NoActiveConsumerError
-
-
 class RecordOutcome(enum.StrEnum):
     """What became of a delivery."""
 

@@ -20,11 +20,11 @@ from ntropy_provider.exceptions import (
     NtropyRateLimitError,
     NtropyServerError,
 )
-from ntropy_provider.hooks._http import iter_chunks
 from ntropy_provider.hooks.calls import create_batch_body
 from ntropy_provider.hooks.ntropy import NtropyHook
 from ntropy_provider.hooks.ntropy_async import NtropyAsyncHook
 from ntropy_provider.hooks.retry_policy import Attempts, RetryEvent, RetryPolicy
+from ntropy_provider.submission.chunks import iter_chunks
 
 
 # ------------------------------------------------------------------ the policy's decisions

@@ -13,11 +13,11 @@ import pytest
 
 from ntropy_provider.io.rejects import RejectsWriter
 from ntropy_provider.io.transactions_source import (
-    chunk_fingerprint,
     detect_format,
     flatten_location,
     iter_rows,
 )
+from ntropy_provider.submission.plan import Fingerprint
 
 GOOD = {
     "id": "t1",
@@ -183,6 +183,13 @@ def test_rejects_writer_keeps_row_reason_and_data(tmp_path: Path) -> None:
     assert "currency" in records[0]["reason"] and "amount" in records[0]["reason"]
     assert records[0]["data"]["currency"] == "XXX"
     assert not list(target.parent.glob(".rejects-*"))
+
+
+def chunk_fingerprint(transaction_ids: list[str]) -> str:
+    fingerprint = Fingerprint()
+    for transaction_id in transaction_ids:
+        fingerprint.add(transaction_id)
+    return fingerprint.hexdigest()
 
 
 def test_fingerprint_depends_on_ids_and_order() -> None:

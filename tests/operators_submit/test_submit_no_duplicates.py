@@ -8,13 +8,10 @@ from typing import Any
 
 import pytest
 
+from ntropy_provider.exceptions import InputChangedError, InvalidInputError
 from ntropy_provider.hooks.ntropy import NtropyHook
-from ntropy_provider.operators.submit_batch import (
-    STATE_CHUNK_KEY,
-    InputChangedError,
-    InvalidInputError,
-    SubmitBatchOperator,
-)
+from ntropy_provider.operators.submit_batch import SubmitBatchOperator
+from ntropy_provider.submission.ledger import STATE_CHUNK_KEY
 
 
 class Crash(Exception):

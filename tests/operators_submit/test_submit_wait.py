@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from ntropy_provider.operators.submit_batch import BatchesInErrorError, SubmitBatchOperator
+from ntropy_provider.exceptions import BatchesInErrorError
+from ntropy_provider.operators.submit_batch import SubmitBatchOperator
 
 
 class HealingSubmit(SubmitBatchOperator):
@@ -119,7 +120,7 @@ def _deferred(rows: list[dict[str, Any]], state_store: Any) -> tuple[SubmitBatch
 def test_execute_complete_handles_every_event_status(
     ntropy_connection: str, ntropy_emulator, state_store, make_rows
 ) -> None:
-    from ntropy_provider.operators.submit_batch import NtropySubmitError
+    from ntropy_provider.exceptions import NtropySubmitError
 
     ntropy_emulator.configure(items_per_second=1)
     operator, deferred = _deferred(make_rows(15), state_store)

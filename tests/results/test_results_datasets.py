@@ -8,21 +8,17 @@ import pyarrow.parquet as pq
 import pytest
 from airflow.sdk import ObjectStoragePath
 
-from ntropy_provider.results.atomic_write import (
-    AtomicParquetWriter,
-    as_storage_path,
-    is_temporary_of,
-    temporary_name,
-)
+from ntropy_provider.results.atomic_write import AtomicParquetWriter, is_temporary_of, temporary_name
 from ntropy_provider.results.datasets import (
     DATA_FILE_NAME,
     RowCountMismatchError,
-    dataset_uri,
     read_schema_version,
     write_results_datasets,
 )
 from ntropy_provider.results.flatten import ResultsFormatError
+from ntropy_provider.results.layout import dataset_uri
 from ntropy_provider.results.schema import RESULTS_ARROW_SCHEMA, RESULTS_SCHEMA_VERSION
+from ntropy_provider.utils.storage import as_storage_path
 
 
 def _result(tx_id: str, error: bool = False) -> dict:

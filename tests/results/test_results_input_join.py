@@ -9,8 +9,8 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
 
-from ntropy_provider.results.atomic_write import as_storage_path
 from ntropy_provider.results.input_join import InputColumns, InputJoinError, input_format
+from ntropy_provider.utils.storage import as_storage_path
 
 
 def _input(tmp_path, ids: list[str], suffix: str = "parquet"):

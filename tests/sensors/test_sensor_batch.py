@@ -14,8 +14,9 @@ from airflow.sdk.exceptions import (
     TaskDeferred,
 )
 
+from ntropy_provider.exceptions import BatchesInErrorError
 from ntropy_provider.hooks.ntropy import NtropyHook
-from ntropy_provider.sensors.batch import BatchesInErrorException, BatchSensor
+from ntropy_provider.sensors.batch import BatchSensor
 from ntropy_provider.triggers.batch import BatchTrigger
 
 
@@ -84,7 +85,7 @@ def test_errored_batch_fails_at_once_naming_it(ntropy_connection: str, ntropy_em
     ntropy_emulator.configure(batch_error_rate=1.0)
     ids = _create(2)
     _finished(ids)
-    with pytest.raises(BatchesInErrorException) as caught:
+    with pytest.raises(BatchesInErrorError) as caught:
         _sensor(ids, deferrable=True).execute({})
     assert all(i in str(caught.value) for i in ids)
     assert "resubmitting" in str(caught.value)
@@ -113,7 +114,7 @@ def test_poke_mode_errored_batch_with_soft_fail_skips(ntropy_connection: str, nt
     _finished(ids)
     with pytest.raises(AirflowSkipException):
         _sensor(ids, deferrable=False, soft_fail=True).execute({})
-    with pytest.raises(BatchesInErrorException):
+    with pytest.raises(BatchesInErrorError):
         _sensor(ids, deferrable=False).execute({})
 
 
@@ -146,7 +147,7 @@ def test_execute_complete_turns_events_into_xcom_or_failures(ntropy_connection: 
     sensor = _sensor(ids)
     result = sensor.execute_complete({}, _event(ids, "success", "completed"))
     assert result["batch_ids"] == ids and result["batches"][0]["created_at"]
-    with pytest.raises(BatchesInErrorException, match=ids[1]):
+    with pytest.raises(BatchesInErrorError, match=ids[1]):
         sensor.execute_complete({}, _event(ids, "error", "batch_error", errored=[ids[1]]))
     with pytest.raises(AirflowSensorTimeout):
         sensor.execute_complete({}, _event(ids, "timeout", "timeout"))

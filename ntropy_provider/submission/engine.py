@@ -1,4 +1,5 @@
-"""Concurrent, crash-safe submission of chunks: the engine behind ``NtropyHook.submit_batches``.
+"""Concurrent, crash-safe submission of chunks: the engine behind ``NtropyHook.submit_batches`` and
+``SubmitBatchOperator``.
 
 The calling thread reads the input, builds each chunk's body and runs the callbacks; worker threads only
 send requests. At most ``max_concurrency`` requests are in flight, so memory stays near that many
@@ -17,8 +18,8 @@ from typing import Any
 from ntropy_provider.api.models import Batch
 from ntropy_provider.api.wire import MAX_BATCH_SIZE, MAX_CONCURRENT_OPERATIONS
 from ntropy_provider.exceptions import ItemError, NtropyError, NtropyValidationError
-from ntropy_provider.hooks._http import Chunk, iter_chunks
 from ntropy_provider.hooks.calls import check_priority
+from ntropy_provider.submission.chunks import Chunk, iter_chunks
 
 
 def in_input_terms(error: NtropyError, chunk: Chunk) -> NtropyError:
@@ -50,7 +51,7 @@ def in_input_terms(error: NtropyError, chunk: Chunk) -> NtropyError:
     return error
 
 
-def submit_chunks(
+def submit_records(
     post: Callable[[bytes], Batch],
     records: Iterable[Mapping[str, Any]],
     chunk_size: int,
@@ -62,7 +63,7 @@ def submit_chunks(
     on_submitted: Callable[[int, Batch], None] | None,
     log: Any,
 ) -> list[Batch | None]:
-    """Cut ``records`` into chunks and ``post`` each body from a pool of threads.
+    """Cut ``records`` into chunks of ``chunk_size`` and ``post`` each body from a pool of threads.
 
     :param post: sends one ``POST /v3/batches`` body and returns the batch (called in worker threads).
     :param records: any iterable of transaction mappings, consumed lazily.
@@ -77,11 +78,41 @@ def submit_chunks(
     """
     if not 1 <= chunk_size <= MAX_BATCH_SIZE:
         raise ValueError(f"chunk_size: expected 1 to {MAX_BATCH_SIZE}, got {chunk_size!r}")
+    check_priority(priority)
+    chunks = iter_chunks(records, chunk_size, priority=priority, skip=frozenset(skip_chunks))
+    return submit_chunks(
+        post,
+        chunks,
+        max_concurrency=max_concurrency,
+        before_submit=before_submit,
+        on_submitted=on_submitted,
+        log=log,
+    )
+
+
+def submit_chunks(
+    post: Callable[[bytes], Batch],
+    chunks: Iterable[Chunk],
+    *,
+    max_concurrency: int,
+    before_submit: Callable[[int, int], None] | None,
+    on_submitted: Callable[[int, Batch], None] | None,
+    log: Any,
+) -> list[Batch | None]:
+    """``post`` each chunk's body from a pool of threads, as the chunks are cut.
+
+    :param post: sends one ``POST /v3/batches`` body and returns the batch (called in worker threads).
+    :param chunks: the chunks in order, cut lazily (a skipped chunk has no body).
+    :param max_concurrency: most requests in flight (1 to 10).
+    :param before_submit: ``before_submit(chunk_index, size)``, in this thread, before a chunk is sent.
+    :param on_submitted: ``on_submitted(chunk_index, batch)``, in this thread, once a chunk was accepted.
+    :param log: where to log.
+    :return: one Batch per chunk in input order (``None`` for skipped chunks).
+    """
     if not 1 <= max_concurrency <= MAX_CONCURRENT_OPERATIONS:
         raise ValueError(
             f"max_concurrency: expected 1 to {MAX_CONCURRENT_OPERATIONS}, got {max_concurrency!r}"
         )
-    check_priority(priority)
     results: list[Batch | None] = []
     in_flight: dict[Future[Batch], Chunk] = {}
     errors: list[BaseException] = []
@@ -108,7 +139,7 @@ def submit_chunks(
     executor = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="ntropy-submit")
     try:
         try:
-            for chunk in iter_chunks(records, chunk_size, priority=priority, skip=frozenset(skip_chunks)):
+            for chunk in chunks:
                 results.append(None)
                 if chunk.body is None:
                     log.info("Chunk %d (%d transactions) skipped, as asked", chunk.index, chunk.size)

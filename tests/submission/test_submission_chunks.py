@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import orjson
 import pytest
 
-from ntropy_provider.hooks._http import iter_chunks
 from ntropy_provider.hooks.calls import batch_body
+from ntropy_provider.submission.chunks import iter_chunks
 
 
 def _rows(n: int, start: int = 0) -> Iterator[dict]:
@@ -111,7 +111,7 @@ def test_submission_engine_holds_a_few_chunks_whatever_the_input_length() -> Non
 
     from ntropy_provider.api.models import Batch
     from ntropy_provider.api.wire import BatchStatus
-    from ntropy_provider.hooks._submit import submit_chunks
+    from ntropy_provider.submission.engine import submit_records
 
     now = dt_.datetime.now(dt_.UTC)
     sizes: list[int] = []
@@ -129,7 +129,7 @@ def test_submission_engine_holds_a_few_chunks_whatever_the_input_length() -> Non
 
     tracemalloc.start()
     try:
-        batches = submit_chunks(
+        batches = submit_records(
             post,
             _rows(200_000),
             5_000,

@@ -1,4 +1,4 @@
-"""The SubmitBatchOperator's crash-safe ledger: what every chunk became, kept across task tries.
+"""The crash-safe submission ledger: what every chunk became, kept across task tries.
 
 One small record per chunk lives in Airflow's task state store: before a chunk's POST an *intent*
 (size, fingerprint, time), after the answer its batch id. A later try reads the records back to
@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ntropy_provider.api.models import Batch, format_datetime, parse_datetime
-from ntropy_provider.io.chunk_plan import ScanResult
-from ntropy_provider.io.transactions_source import Fingerprint
-from ntropy_provider.operators.submit_errors import InputChangedError
+from ntropy_provider.exceptions import InputChangedError
+from ntropy_provider.submission.plan import Fingerprint, ScanResult
 
 if TYPE_CHECKING:
     from airflow.sdk.types import Logger
