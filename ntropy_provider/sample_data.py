@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from ntropy_provider.emulator.catalogue import CITIES, INTERMEDIARIES, MERCHANTS, Merchant
+from ntropy_provider.catalogue import CITIES, INTERMEDIARIES, MERCHANTS, Merchant
 
 # The layout (file names, formats, partition names) is defined once, in ntropy_provider.landing.
 from ntropy_provider.io.transactions_source import flatten_location

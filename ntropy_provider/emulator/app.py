@@ -38,6 +38,8 @@ from ntropy_provider.api.wire import (
     BATCHES_PATH,
     DEFAULT_LIST_LIMIT,
     MAX_LIST_LIMIT,
+    MAX_WEBHOOK_TOKEN_LENGTH,
+    MAX_WEBHOOK_URL_LENGTH,
     PRIORITIES,
     REQUEST_ID_HEADER,
     RETRY_AFTER_HEADER,
@@ -46,8 +48,16 @@ from ntropy_provider.api.wire import (
     WEBHOOKS_PATH,
     BatchStatus,
 )
-from ntropy_provider.emulator.core import Conflict, Emulator, NotFound, newest_first, public
+from ntropy_provider.emulator.core import (
+    Conflict,
+    Emulator,
+    LimitExceeded,
+    NotFound,
+    newest_first,
+    public,
+)
 from ntropy_provider.emulator.enrichment import enrich, holder_type_for
+from ntropy_provider.emulator.limits import retry_after_seconds
 
 ADMIN_PREFIX = "/_emulator"
 _UNENCODED_OFFSET = re.compile(r"(\d:\d\d(?:\.\d+)?) (\d\d:?\d\d)$")
@@ -192,13 +202,16 @@ def _page(items: list[dict[str, Any]], limit: int, cursor: int | None) -> dict[s
     }
 
 
-def _charge(emulator: Emulator, count: int) -> None:
+def _admit_and_charge(emulator: Emulator, request: Request, count: int, *, opens_batch: bool) -> None:
+    """Refuse or charge a request for ``count`` transactions: prepaid credits (423), then the documented
+    per-key limits (429, or 422 for a batch the credit bucket can never hold); nothing is taken when refused.
+    """
     credits = emulator.settings.credits
-    if credits is None:
-        return
-    if count > credits:
+    if credits is not None and count > credits:
         raise ApiError(423, f"Not enough credits: {count} needed, {credits} left")
-    emulator.settings.credits = credits - count
+    emulator.admit(request.headers.get(API_KEY_HEADER, ""), count, opens_batch=opens_batch)
+    if credits is not None:
+        emulator.settings.credits = credits - count
 
 
 def create_app(emulator: Emulator) -> FastAPI:
@@ -231,6 +244,14 @@ def create_app(emulator: Emulator) -> FastAPI:
     @app.exception_handler(Conflict)
     async def _conflict(_request: Request, err: Conflict) -> Response:
         return json_response({"detail": str(err)}, err.status)
+
+    @app.exception_handler(LimitExceeded)
+    async def _limit_exceeded(_request: Request, err: LimitExceeded) -> Response:
+        return json_response(
+            {"detail": f"{err}; retry in {err.retry_after} s"},
+            429,
+            {RETRY_AFTER_HEADER: str(err.retry_after)},
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, err: StarletteHTTPException) -> Response:
@@ -270,8 +291,8 @@ def create_app(emulator: Emulator) -> FastAPI:
                     for index, error in problems
                 ]
             )
-        _charge(emulator, len(data))
-        record = emulator.create_batch(raw, data, priority)
+        _admit_and_charge(emulator, request, len(data), opens_batch=True)
+        record = emulator.create_batch(raw, data, priority, request.headers.get(API_KEY_HEADER, ""))
         view = record.view(emulator.clock())
         delay = emulator.settings.create_batch_delay_ms
         if delay > 0:
@@ -341,7 +362,7 @@ def create_app(emulator: Emulator) -> FastAPI:
         errors = validate_transaction(body)
         if errors:
             raise _invalid([_field_error(["body", *e.field.split(".")], e) for e in errors])
-        _charge(emulator, 1)
+        _admit_and_charge(emulator, request, 1, opens_batch=False)
         emulator.stats.sync_transactions += 1
         holders = {h: v["type"] for h, v in emulator.holders.items()}
         settings = emulator.settings
@@ -351,6 +372,7 @@ def create_app(emulator: Emulator) -> FastAPI:
             seed=settings.seed,
             created_at=format_datetime(dt.datetime.now(dt.UTC)),
             item_error_rate=settings.item_error_rate,
+            extended_accounting=settings.extended_accounting_categories,
         )
         return json_response(result)
 
@@ -412,7 +434,23 @@ def create_app(emulator: Emulator) -> FastAPI:
         url = _check_type(body, "url", (str,), required=True)
         if not url.startswith(("http://", "https://")):
             raise _unprocessable(["body", "url"], f"url: expected an http(s) URL, got {url!r}", "url_parsing")
+        if len(url) > MAX_WEBHOOK_URL_LENGTH:
+            raise _unprocessable(
+                ["body", "url"],
+                f"url: at most {MAX_WEBHOOK_URL_LENGTH} characters, got {len(url)}",
+                "string_too_long",
+            )
         return url
+
+    def _check_token(body: dict[str, Any]) -> str | None:
+        token = _check_type(body, "token", (str,))
+        if token is not None and len(token) > MAX_WEBHOOK_TOKEN_LENGTH:
+            raise _unprocessable(
+                ["body", "token"],
+                f"token: at most {MAX_WEBHOOK_TOKEN_LENGTH} characters, got {len(token)}",
+                "string_too_long",
+            )
+        return token
 
     def _check_events(body: dict[str, Any]) -> list[str]:
         events = _check_type(body, "events", (list,), required=True)
@@ -430,7 +468,7 @@ def create_app(emulator: Emulator) -> FastAPI:
         _, body = await _json_object(request)
         url = _check_url(body)
         events = _check_events(body)
-        token = _check_type(body, "token", (str,))
+        token = _check_token(body)
         _check_type(body, "hmac_secret", (str,))  # accepted; how it signs is undocumented, so unused
         return json_response(emulator.create_webhook(url, events, token))
 
@@ -452,9 +490,11 @@ def create_app(emulator: Emulator) -> FastAPI:
         if "events" in body:
             changes["events"] = _check_events(body)
         if "token" in body:
-            changes["token"] = _check_type(body, "token", (str,))
+            changes["token"] = _check_token(body)
         if "enabled" in body:
             changes["enabled"] = _check_type(body, "enabled", (bool,), required=True)
+            if changes["enabled"]:
+                changes["_consecutive_failures"] = 0  # re-enabled: the count of failures starts again
         if "hmac_secret" in body:
             _check_type(body, "hmac_secret", (str,))
         webhook.update(changes)
@@ -540,7 +580,8 @@ class EmulatorMiddleware:
             await self.app(scope, receive, send_with_id)
             return
         emulator = self.emulator
-        emulator.stats.requests[self._template(scope)] += 1
+        template = self._template(scope)
+        emulator.stats.requests[template] += 1
         settings = emulator.settings
         if settings.latency_ms > 0:
             await asyncio.sleep(settings.latency_ms / 1000)
@@ -564,6 +605,19 @@ class EmulatorMiddleware:
                 },
                 429,
                 {RETRY_AFTER_HEADER: str(wait)},
+            )
+        elif (rate := settings.endpoint_rate(template)) is not None and (
+            wait := emulator.api_limiter.take_request(key, template, rate)
+        ):
+            emulator.stats.rate_limited[f"endpoint:{template}"] += 1
+            seconds = retry_after_seconds(wait)
+            answer = json_response(
+                {
+                    "detail": f"Endpoint rate limit: at most {rate:g} requests per second to {template} per "
+                    f"API key; retry in {seconds} s"
+                },
+                429,
+                {RETRY_AFTER_HEADER: str(seconds)},
             )
         elif settings.fail_rate > 0 and chance() < settings.fail_rate:
             emulator.stats.faults["failed"] += 1

@@ -82,6 +82,8 @@ def test_sync_batch_round_trip_with_wait_for_results(sdk):
     assert sdk.batches.get(batch.id).progress == 20
 
 
+# Creates 25 batches at once, and the SDK gives up after one 429 (retries=1): a faster POST rate.
+@pytest.mark.ntropy_emulator(endpoint_rates={"POST /v3/batches": 1000})
 def test_sync_list_and_auto_paginate(sdk):
     ids = [sdk.batches.create(operation=OPERATION, data=_items(1)).id for _ in range(25)]
     page = sdk.batches.list(limit=10)
