@@ -101,7 +101,8 @@ class WebhookDeliverer:
                 self._maybe_duplicate(webhook_id, body)
                 return
             stats.webhook_failed_attempts += 1
-            self._count_failure(webhook)
+            if self._count_failure(webhook):
+                return  # disabled: this event is dropped, even if the webhook is re-enabled later
             if loop.time() + pause > deadline:
                 stats.webhook_abandoned += 1
                 log.warning("Gave up delivering event %s to webhook %s", event["event_id"], webhook_id)
@@ -109,8 +110,11 @@ class WebhookDeliverer:
             await asyncio.sleep(pause)
             pause = min(pause * 2, emulator.settings.webhook_retry_max_seconds)
 
-    def _count_failure(self, webhook: dict[str, Any]) -> None:
-        """Count a failed attempt; disable the webhook at the threshold of consecutive failures."""
+    def _count_failure(self, webhook: dict[str, Any]) -> bool:
+        """Count a failed attempt; disable the webhook at the threshold of consecutive failures.
+
+        :return: whether the webhook is disabled now.
+        """
         failures = webhook.get("_consecutive_failures", 0) + 1
         webhook["_consecutive_failures"] = failures
         threshold = self._emulator.settings.webhook_disable_after_failures
@@ -118,6 +122,7 @@ class WebhookDeliverer:
             webhook["enabled"] = False
             self._emulator.stats.webhooks_disabled += 1
             log.warning("Disabled webhook %s after %d consecutive failed deliveries", webhook["id"], failures)
+        return not webhook["enabled"]
 
     def _maybe_duplicate(self, webhook_id: str, body: bytes) -> None:
         """Deliver a successful event once more, now and then, as Ntropy says it may."""

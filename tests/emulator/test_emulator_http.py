@@ -429,3 +429,20 @@ def test_fuzzed_items_get_200_or_422_never_500(api):
         if answer.status_code == 422:
             assert all(error["loc"][:3] == ["body", "data", 1] for error in answer.json()["detail"])
     assert statuses == {200, 422}
+
+
+def test_extended_accounting_categories_are_served_only_when_the_setting_is_on(api, ntropy_emulator):
+    assert_json(api("POST", "/v3/account_holders", json={"id": "biz", "type": "business"}), 200)
+    tx = make_transaction(0, description="xq9 zzkk 77", account_holder_id="biz")
+    plain = assert_json(api("POST", "/v3/transactions", json=tx), 200)
+    assert plain["categories"] == {"general": "not enough information", "accounting": None}
+    ntropy_emulator.configure(extended_accounting_categories=True)
+    extended = assert_json(api("POST", "/v3/transactions", json=tx), 200)
+    assert extended["categories"] == {
+        "general": "not enough information",
+        "accounting": "not enough information",
+    }
+    created = api.batch([tx])
+    wait_for(lambda: api("GET", f"/v3/batches/{created['id']}").json()["status"] == "completed")
+    (result,) = api("GET", f"/v3/batches/{created['id']}/results").json()["results"]
+    assert result["categories"]["accounting"] == "not enough information"
