@@ -168,14 +168,14 @@ def _page(items: list[dict[str, Any]], limit: int, cursor: int | None) -> dict[s
     }
 
 
-def _admit_and_charge(emulator: Emulator, request: Request, count: int, *, opens_batch: bool) -> None:
+def _admit_and_charge(emulator: Emulator, request: Request, count: int) -> None:
     """Refuse or charge a request for ``count`` transactions: prepaid credits (423), then the documented
     per-key limits (429, or 422 for a batch the credit bucket can never hold); nothing is taken when refused.
     """
     credits = emulator.settings.credits
     if credits is not None and count > credits:
         raise ApiError(423, f"Not enough credits: {count} needed, {credits} left")
-    emulator.admit(request.headers.get(API_KEY_HEADER, ""), count, opens_batch=opens_batch)
+    emulator.admit(request.headers.get(API_KEY_HEADER, ""), count)
     if credits is not None:
         emulator.settings.credits = credits - count
 
@@ -257,7 +257,7 @@ def create_app(emulator: Emulator) -> FastAPI:
                     for index, error in problems
                 ]
             )
-        _admit_and_charge(emulator, request, len(data), opens_batch=True)
+        _admit_and_charge(emulator, request, len(data))
         record = emulator.create_batch(raw, data, priority, request.headers.get(API_KEY_HEADER, ""))
         view = record.view(emulator.clock())
         delay = emulator.settings.create_batch_delay_ms
@@ -328,7 +328,7 @@ def create_app(emulator: Emulator) -> FastAPI:
         errors = validate_transaction(body)
         if errors:
             raise _invalid([_field_error(["body", *e.field.split(".")], e) for e in errors])
-        _admit_and_charge(emulator, request, 1, opens_batch=False)
+        _admit_and_charge(emulator, request, 1)
         emulator.stats.sync_transactions += 1
         holders = {h: v["type"] for h, v in emulator.holders.items()}
         settings = emulator.settings

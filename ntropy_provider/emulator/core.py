@@ -293,12 +293,14 @@ class Emulator:
         self._open_by_key[api_key] = running
         return running
 
-    def admit(self, api_key: str, transactions: int, *, opens_batch: bool) -> None:
+    def admit(self, api_key: str, transactions: int) -> None:
         """Check the batch cap and take the credits for ``transactions``, or refuse (nothing taken).
+
+        The sync endpoint is admitted the same way (the cap is shared) but holds no slot afterwards: only
+        :meth:`create_batch` adds to the key's batches in progress.
 
         :param api_key: the caller's key.
         :param transactions: the credits wanted (one per transaction).
-        :param opens_batch: whether this starts a batch (the sync endpoint shares the cap but holds no slot).
         :raises Conflict: 422 when ``transactions`` is more than the bucket can ever hold.
         :raises LimitExceeded: 429 while the cap is full or the bucket holds too few credits.
         """
