@@ -13,6 +13,7 @@ import requests
 
 from ntropy_provider.api.limits import ApiLimits
 from ntropy_provider.emulator.__main__ import build_parser
+from ntropy_provider.emulator.limits import ApiLimiter, retry_after_seconds
 from ntropy_provider.emulator.settings import EmulatorSettings
 from ntropy_provider.emulator.testing import make_transaction, wait_for
 
@@ -161,3 +162,16 @@ def test_limit_settings_change_over_http(ntropy_emulator):
         ntropy_emulator.url + "/_emulator/settings", json={"credit_capacity": -1}, timeout=10
     )
     assert bad.status_code == 422 and "credit_capacity" in bad.json()["detail"]
+
+
+def test_credit_wait_is_the_time_the_missing_credits_take_to_refill():
+    now = [0.0]
+    limiter = ApiLimiter(lambda: now[0])
+    assert limiter.take_credits("k", 100, refill_per_second=10, capacity=100) == 0  # full at start
+    assert limiter.take_credits("k", 30, refill_per_second=10, capacity=100) == pytest.approx(3.0)
+    now[0] += 1.0  # 10 credits came back
+    assert limiter.take_credits("k", 30, refill_per_second=10, capacity=100) == pytest.approx(2.0)
+    assert retry_after_seconds(2.0) == 2 and retry_after_seconds(2.01) == 3 and retry_after_seconds(0.01) == 1
+    now[0] += 2.0
+    assert limiter.take_credits("k", 30, refill_per_second=10, capacity=100) == 0
+    assert limiter.take_credits("other-key", 100, refill_per_second=10, capacity=100) == 0  # per key
