@@ -397,3 +397,17 @@ def test_conversion_matches_a_plain_python_flattening_on_many_rows(flatten_in_py
     expected = [flatten_in_python(item, "b") for item in results]
     assert batch.to_pylist() == expected
     assert pa.Table.from_pylist(expected, schema=RESULTS_ARROW_SCHEMA).equals(pa.Table.from_batches([batch]))
+
+
+def test_a_body_without_unknown_fields_builds_no_python_object_per_result(monkeypatch) -> None:
+    """The common case stays on Arrow's C++ path: the Python decoding is only for unknown fields."""
+    from ntropy_provider.results import flatten
+
+    def refuse(*args: object) -> None:
+        raise AssertionError("the slow path ran for a body without unknown fields")
+
+    monkeypatch.setattr(flatten, "_unknown_fields", refuse)
+    known_only = {**ORGANIZATION}
+    del known_only["recurrence"]
+    converted = convert_results(body(known_only, PERSON, NO_COUNTERPARTY, ENTITIES_NULL, ERRORED))
+    assert converted.num_rows == 5 and converted.column("extra_json").null_count == 5
