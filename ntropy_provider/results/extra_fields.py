@@ -23,7 +23,7 @@ import pyarrow as pa
 
 
 @dataclass(frozen=True, slots=True)
-class _Plan:
+class UnknownFieldsPlan:
     """Where to look in one JSON object: its own unknown keys, and which known children to descend into.
 
     :param known: the field names the schema has at this level.
@@ -34,7 +34,7 @@ class _Plan:
 
     known: frozenset[str]
     check_keys: bool
-    children: dict[str, tuple[bool, _Plan]]
+    children: dict[str, tuple[bool, UnknownFieldsPlan]]
 
     @property
     def empty(self) -> bool:
@@ -51,7 +51,7 @@ def _struct_of(type_: pa.DataType | None) -> pa.StructType | None:
     return type_ if pa.types.is_struct(type_) else None
 
 
-def plan_for(known: pa.StructType, seen: pa.StructType | None) -> _Plan:
+def plan_for(known: pa.StructType, seen: pa.StructType | None) -> UnknownFieldsPlan:
     """Where unknown fields can be, given the schema's type and the type the reader reported.
 
     :param known: the schema's struct type (e.g. ``ENRICHED_TRANSACTION_ARROW_TYPE``).
@@ -60,7 +60,7 @@ def plan_for(known: pa.StructType, seen: pa.StructType | None) -> _Plan:
     """
     names = frozenset(field.name for field in known)
     seen_fields = {field.name: field.type for field in seen} if seen is not None else None
-    children: dict[str, tuple[bool, _Plan]] = {}
+    children: dict[str, tuple[bool, UnknownFieldsPlan]] = {}
     for field in known:
         known_child = _struct_of(field.type)
         if known_child is None:
@@ -72,10 +72,10 @@ def plan_for(known: pa.StructType, seen: pa.StructType | None) -> _Plan:
         if not child.empty:
             children[field.name] = (not pa.types.is_struct(field.type), child)
     check_keys = seen_fields is None or not set(seen_fields) <= names
-    return _Plan(known=names, check_keys=check_keys, children=children)
+    return UnknownFieldsPlan(known=names, check_keys=check_keys, children=children)
 
 
-def _extra(value: dict[str, Any], plan: _Plan) -> dict[str, Any] | None:
+def _extra(value: dict[str, Any], plan: UnknownFieldsPlan) -> dict[str, Any] | None:
     found: dict[str, Any] = {}
     if plan.check_keys:
         # A set difference in C: most objects have no unknown key and cost no Python loop.
@@ -96,7 +96,7 @@ def _extra(value: dict[str, Any], plan: _Plan) -> dict[str, Any] | None:
     return found or None
 
 
-def extra_json_column(results: list[Any], plan: _Plan) -> pa.StringArray:
+def extra_json_column(results: list[Any], plan: UnknownFieldsPlan) -> pa.StringArray:
     """One ``extra_json`` value per result: a JSON object of its unknown fields, or null.
 
     :param results: the body's ``results``, decoded (``orjson``), in order.

@@ -411,3 +411,50 @@ def test_a_body_without_unknown_fields_builds_no_python_object_per_result(monkey
     del known_only["recurrence"]
     converted = convert_results(body(known_only, PERSON, NO_COUNTERPARTY, ENTITIES_NULL, ERRORED))
     assert converted.num_rows == 5 and converted.column("extra_json").null_count == 5
+
+
+def test_only_the_parts_where_the_reader_found_unknown_fields_are_visited() -> None:
+    from ntropy_provider.results.extra_fields import plan_for
+    from ntropy_provider.results.schema import ENRICHED_TRANSACTION_ARROW_TYPE
+
+    assert plan_for(ENRICHED_TRANSACTION_ARROW_TYPE, ENRICHED_TRANSACTION_ARROW_TYPE).empty
+    # An unknown field in the counterparty: only entities -> counterparty is looked at.
+    seen = pa.struct(
+        [
+            pa.field(
+                "entities",
+                pa.struct(
+                    [
+                        pa.field(
+                            "counterparty",
+                            pa.struct(
+                                [
+                                    *ENRICHED_TRANSACTION_ARROW_TYPE.field("entities")
+                                    .type.field("counterparty")
+                                    .type,
+                                    pa.field("new", pa.string()),
+                                ]
+                            ),
+                        ),
+                        ENRICHED_TRANSACTION_ARROW_TYPE.field("entities").type.field("intermediaries"),
+                    ]
+                ),
+            )
+            if field.name == "entities"
+            else field
+            for field in ENRICHED_TRANSACTION_ARROW_TYPE
+        ]
+    )
+    plan = plan_for(ENRICHED_TRANSACTION_ARROW_TYPE, seen)
+    assert not plan.check_keys and list(plan.children) == ["entities"]
+    entities = plan.children["entities"][1]
+    assert not entities.check_keys and list(entities.children) == ["counterparty"]
+    assert entities.children["counterparty"][1].check_keys
+    # Not known what the reader saw (it refused to infer): every level is checked.
+    everywhere = plan_for(ENRICHED_TRANSACTION_ARROW_TYPE, None)
+    assert everywhere.check_keys and set(everywhere.children) == {
+        "entities",
+        "categories",
+        "location",
+        "error",
+    }
