@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 import sys
 import types
 from typing import Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
@@ -79,6 +81,72 @@ def test_rows_match_the_emulator_results_row_by_row(
     assert ok.column("category_accounting").drop_null().to_pylist()
     assert {"account_holder_not_found", "internal_error"} == set(errors.column("error_code").to_pylist())
     assert errors.column("intermediaries").null_count == errors.num_rows
+
+
+def _as_a_newer_api_would_answer(raw: bytes) -> bytes:
+    """The emulator's results body with what the API also returns: entity contact and industry fields,
+    fields that the results schema does not know yet, and ``created_at`` without a zone on every other row.
+    """
+    body = orjson.loads(raw)
+    for index, item in enumerate(body["results"]):
+        if index % 2:
+            item["created_at"] = item["created_at"].removesuffix("Z")
+        if item["error"] is None:
+            item["recurrence"] = {"type": "one off", "group_id": f"g-{index % 3}"}
+        entities = item.get("entities") or {}
+        counterparty = entities.get("counterparty")
+        if counterparty and counterparty["type"] == "organization":
+            counterparty.update(
+                phone_number=f"+1 555 {index:04d}", tax_number=f"{index:02d}-1", naics2017="722515"
+            )
+        for position, intermediary in enumerate(entities.get("intermediaries") or []):
+            intermediary.update(naics2017="522320", tax_number=None)
+            if position == 0:
+                intermediary["rating"] = 4.5
+    return orjson.dumps(body)
+
+
+def test_every_field_the_api_returns_is_kept(
+    sample_rows, results_env, tmp_path, flatten_in_python, monkeypatch
+) -> None:
+    """The ok dataset keeps phone_number, tax_number, naics2017 (counterparty and intermediaries) and the
+    fields the schema does not know (in extra_json); created_at with or without a zone is UTC."""
+    from ntropy_provider.hooks.ntropy import NtropyHook
+
+    real_raw = NtropyHook.get_batch_results_raw
+    monkeypatch.setattr(
+        NtropyHook,
+        "get_batch_results_raw",
+        lambda self, batch_id: _as_a_newer_api_would_answer(real_raw(self, batch_id)),
+    )
+    batch_ids = results_env.submit(sample_rows(200), chunk_size=80)
+    result, _ = _run(_operator(batch_ids, str(tmp_path / "out"), results_env.conn_id))
+
+    expected = []
+    for batch_id in batch_ids:
+        expected += [
+            flatten_in_python(item, batch_id) for item in results_env.hook.get_batch_results(batch_id).results
+        ]
+    ok, errors = _read(result["ok_path"]), _read(result["errors_path"])
+    assert ok.to_pylist() + errors.to_pylist() == sorted(
+        expected, key=lambda row: row["error_code"] is not None
+    )
+    assert ok.column("counterparty_naics2017").drop_null().to_pylist()
+    assert ok.column("counterparty_phone_number").drop_null().to_pylist()
+    assert any(i["naics2017"] == "522320" for value in ok.column("intermediaries").to_pylist() for i in value)
+    extras = [orjson.loads(text) for text in ok.column("extra_json").to_pylist()]
+    assert all(extra["recurrence"]["type"] == "one off" for extra in extras)
+    assert any(
+        extra.get("entities", {}).get("intermediaries", [{}])[0] == {"rating": 4.5} for extra in extras
+    )
+    assert errors.column("extra_json").null_count == errors.num_rows
+    # Half the rows came without a zone: read as UTC, they equal the reference (parse_datetime: naive is UTC).
+    raw = orjson.loads(NtropyHook(ntropy_conn_id=results_env.conn_id).get_batch_results_raw(batch_ids[0]))
+    naive = [item for item in raw["results"] if not item["created_at"].endswith("Z")]
+    assert naive and all("+" not in item["created_at"] for item in naive)
+    by_id = {row["transaction_id"]: row["created_at"] for row in ok.to_pylist() + errors.to_pylist()}
+    for item in naive:
+        assert by_id[item["id"]] == dt.datetime.fromisoformat(item["created_at"]).replace(tzinfo=dt.UTC)
 
 
 def test_split_counts_and_xcom(sample_rows, results_env, tmp_path) -> None:
