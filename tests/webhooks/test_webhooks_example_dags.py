@@ -92,3 +92,12 @@ def test_errored_batches_fail_the_alert_task_naming_them(dags):
     with pytest.raises(AirflowFailException, match=errored.extra["batch_id"]):
         alert(triggering_asset_events={batches_asset("ntropy_default"): [_event(), errored]})
     assert alert(triggering_asset_events={batches_asset("ntropy_default"): [_event()]}) == 0
+
+
+@pytest.mark.parametrize("bad_id", ["../../../../tmp/x", "a/b", "..", "a b"])
+def test_results_dag_refuses_a_bad_batch_id_before_building_a_path(dags, bad_id):
+    # An asset event written by other means than the receiver (e.g. the REST API) is not validated.
+    dag = dags["ntropy_webhook_results"]
+    triggering = {batches_asset("ntropy_default"): [_event(), _event(batch_id=bad_id)]}
+    with pytest.raises(AirflowFailException, match="batch_id"):
+        dag.get_task("completed_batches").python_callable(triggering_asset_events=triggering)
