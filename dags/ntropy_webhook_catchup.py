@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import DAG
+from airflow.sdk import DAG, Param
 
 from ntropy_provider.operators.webhook_catchup import WebhookCatchUpOperator
 
@@ -31,7 +31,8 @@ be lost for good, and its results would never be written. Every 15 minutes this 
 3. moves the watermark up to the oldest batch still processing (or refused).
 
 The task fails, naming the batches, while the receiver refuses them (e.g. `ntropy_webhook_results`
-paused): unpause it and the next run records them.
+paused): unpause it and the next run records them. To catch up at once on batches that just ended,
+trigger a run with `{{"grace_minutes": 0}}`.
 
 **What to change**
 * `NTROPY_CONN_ID`, as in the two other DAGs.
@@ -49,7 +50,14 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     default_args={"retries": 1, "retry_delay": dt.timedelta(minutes=2)},
+    params={
+        "grace_minutes": Param(
+            15, type="number", minimum=0, description="Leave batches that ended this recently to the webhook"
+        ),
+    },
     doc_md=DOC_MD,
     tags=["ntropy", "example", "webhooks"],
 ) as dag:
-    WebhookCatchUpOperator(task_id="catch_up", ntropy_conn_id=NTROPY_CONN_ID)
+    WebhookCatchUpOperator(
+        task_id="catch_up", ntropy_conn_id=NTROPY_CONN_ID, grace="{{ params.grace_minutes * 60 }}"
+    )

@@ -55,15 +55,16 @@ class WebhookCatchUpOperator(BaseOperator):
     :param token_extra_key: the extra that holds the token (must match the receiver's setting).
     :param watermark_variable: the Airflow Variable that keeps the watermark (default:
         ``ntropy_webhook_catchup_watermark__<conn_id>``); delete it or move it back to re-scan.
-        ``ntropy_conn_id``, ``receiver_url`` and ``watermark_variable`` are templated.
-    :param grace: how long after a batch ended it is left to the webhook.
+        ``ntropy_conn_id``, ``receiver_url`` and ``watermark_variable`` are templated too.
+    :param grace: how long after a batch ended it is left to the webhook (a duration, or seconds; templated,
+        e.g. ``"{{ params.grace_minutes * 60 }}"``).
     :param overlap: how far before the watermark each listing starts.
     :param initial_lookback: how far back the first run looks.
     :param max_lookback: older unsettled batches no longer hold the watermark back.
     :param request_timeout: seconds to wait for the receiver's answer to one event.
     """
 
-    template_fields: Sequence[str] = ("ntropy_conn_id", "receiver_url", "watermark_variable")
+    template_fields: Sequence[str] = ("ntropy_conn_id", "receiver_url", "watermark_variable", "grace")
     ui_color = "#f3e5f5"
 
     def __init__(
@@ -73,7 +74,7 @@ class WebhookCatchUpOperator(BaseOperator):
         receiver_url: str | None = None,
         token_extra_key: str = DEFAULT_TOKEN_EXTRA_KEY,
         watermark_variable: str | None = None,
-        grace: dt.timedelta = DEFAULT_GRACE,
+        grace: dt.timedelta | float | str = DEFAULT_GRACE,
         overlap: dt.timedelta = DEFAULT_OVERLAP,
         initial_lookback: dt.timedelta = DEFAULT_INITIAL_LOOKBACK,
         max_lookback: dt.timedelta = DEFAULT_MAX_LOOKBACK,
@@ -115,7 +116,7 @@ class WebhookCatchUpOperator(BaseOperator):
         policy = WebhookCatchUp(
             conn_id=self.ntropy_conn_id,
             receiver_url=url,
-            grace=self.grace,
+            grace=_as_duration(self.grace, "grace"),
             overlap=self.overlap,
             initial_lookback=self.initial_lookback,
             max_lookback=self.max_lookback,
@@ -145,6 +146,16 @@ class WebhookCatchUpOperator(BaseOperator):
                 "retried by the next run"
             )
         return report.to_dict()
+
+
+def _as_duration(value: dt.timedelta | float | str, name: str) -> dt.timedelta:
+    """A duration given as a timedelta or as seconds (a rendered template is a string)."""
+    if isinstance(value, dt.timedelta):
+        return value
+    try:
+        return dt.timedelta(seconds=float(value))
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected a duration or a number of seconds, got {value!r}") from None
 
 
 class _HttpDeliverer:

@@ -2,8 +2,9 @@
 
 The receiver is meant to face the internet, where a client may connect and send nothing, trickle its
 headers, or send megabytes of them. uvicorn bounds neither the time before a request's headers are
-complete nor (with ``httptools``) their size, so the stand-alone server runs uvicorn's ``h11`` protocol
-with :class:`HeaderDeadlineH11Protocol` and the limits below. The body's own time limit is the app's
+complete nor (with ``httptools``) their size, so the stand-alone server runs uvicorn's protocol
+extended with both (:class:`HeaderLimitsHttpToolsProtocol`, or :class:`HeaderDeadlineH11Protocol` where
+``httptools`` is not installed) and the limits below. The body's own time limit is the app's
 (``body_timeout_seconds``, answered 408). Behind Airflow's API server none of this applies: put a
 reverse proxy with the same limits in front of it (see the README).
 """
@@ -17,6 +18,11 @@ from typing import Any
 import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+try:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+except ImportError:
+    HttpToolsProtocol = None  # type: ignore[assignment,misc]
 
 #: Largest request line plus headers accepted (bytes); Ntropy's deliveries send well under 2 KiB.
 DEFAULT_MAX_HEADER_BYTES = 16 * 1024
@@ -34,30 +40,54 @@ DEFAULT_GRACEFUL_SHUTDOWN_SECONDS = 10
 HEADER_TIMEOUT_ATTRIBUTE = "ntropy_header_timeout_seconds"
 
 
-class HeaderDeadlineH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol, closing a connection whose request headers are not complete in time.
+class _HeaderDeadline:
+    """Closes a connection whose request line and headers are not complete in time.
 
-    The deadline starts when the connection opens and again after each response, and is met once h11
-    has parsed the request's headers (the peer's state leaves ``IDLE``): a connect-only socket or a
-    slow-header sender is closed after ``header_timeout`` seconds whatever it trickles.
+    The deadline starts when the connection opens and again after each response (a kept-alive
+    connection): a connect-only socket or a slow-header sender is closed after ``header_timeout`` seconds,
+    whatever it trickles. Mixed into uvicorn's protocols, which provide ``loop``, ``transport`` and
+    ``config``.
     """
 
-    def __init__(self, config: uvicorn.Config, *args: Any, **kwargs: Any) -> None:
-        super().__init__(config, *args, **kwargs)
+    loop: asyncio.AbstractEventLoop
+    transport: asyncio.Transport
+    _header_deadline: asyncio.TimerHandle | None = None
+
+    def _header_timeout(self) -> float:
         # Set by uvicorn_config(); a Config built elsewhere gets the default.
-        self.header_timeout: float = getattr(config, HEADER_TIMEOUT_ATTRIBUTE, DEFAULT_HEADER_TIMEOUT_SECONDS)
+        return float(getattr(self.config, HEADER_TIMEOUT_ATTRIBUTE, DEFAULT_HEADER_TIMEOUT_SECONDS))  # type: ignore[attr-defined]
+
+    def _awaiting_headers(self) -> bool:
+        raise NotImplementedError
+
+    def _arm_header_deadline(self) -> None:
+        self._cancel_header_deadline()
+        self._header_deadline = self.loop.call_later(self._header_timeout(), self._header_deadline_passed)
+
+    def _cancel_header_deadline(self) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+            self._header_deadline = None
+
+    def _header_deadline_passed(self) -> None:
+        self._header_deadline = None
+        if self._awaiting_headers() and not self.transport.is_closing():
+            self.transport.close()
+
+
+class HeaderDeadlineH11Protocol(_HeaderDeadline, H11Protocol):
+    """uvicorn's h11 protocol with the header deadline (h11 bounds the header size by itself)."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Start the first request's header deadline.
 
         :param transport: the new connection.
         """
-        self._header_deadline: asyncio.TimerHandle | None = None
         super().connection_made(transport)
         self._arm_header_deadline()
 
     def on_response_complete(self) -> None:
-        """Start the next request's header deadline (a kept-alive connection)."""
+        """Start the next request's header deadline."""
         super().on_response_complete()
         if not self.transport.is_closing():
             self._arm_header_deadline()
@@ -67,19 +97,82 @@ class HeaderDeadlineH11Protocol(H11Protocol):
 
         :param exc: why the connection ended (``None`` for a clean close).
         """
-        if self._header_deadline is not None:
-            self._header_deadline.cancel()
+        self._cancel_header_deadline()
         super().connection_lost(exc)
 
-    def _arm_header_deadline(self) -> None:
-        if self._header_deadline is not None:
-            self._header_deadline.cancel()
-        self._header_deadline = self.loop.call_later(self.header_timeout, self._header_deadline_passed)
+    def _awaiting_headers(self) -> bool:
+        return self.conn.their_state is h11.IDLE
 
-    def _header_deadline_passed(self) -> None:
-        self._header_deadline = None
-        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
-            self.transport.close()
+
+if HttpToolsProtocol is not None:  # httptools is optional (uvicorn[standard])
+
+    class HeaderLimitsHttpToolsProtocol(_HeaderDeadline, HttpToolsProtocol):
+        """uvicorn's httptools protocol (the fast one) with the header deadline and a header size limit.
+
+        httptools has no size limit of its own: the bytes fed while a request's headers are incomplete are
+        counted, and past ``h11_max_incomplete_event_size`` (the same setting as for h11) the request is
+        answered 400 and the connection closed, so at most that plus one read is ever buffered.
+        """
+
+        _in_headers = True
+        _header_bytes = 0
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            """Start the first request's header deadline.
+
+            :param transport: the new connection.
+            """
+            super().connection_made(transport)
+            self._arm_header_deadline()
+
+        def data_received(self, data: bytes) -> None:
+            """Feed the parser, refusing a request whose headers grow past the limit.
+
+            :param data: the bytes received.
+            """
+            super().data_received(data)
+            if self._in_headers and not self.transport.is_closing():
+                self._header_bytes += len(data)
+                if self._header_bytes > self.config.h11_max_incomplete_event_size:
+                    self.send_400_response("Request headers too large.")
+
+        def on_message_begin(self) -> None:
+            """A request starts: its headers are counted from here."""
+            super().on_message_begin()
+            self._in_headers = True
+            self._header_bytes = 0
+
+        def on_headers_complete(self) -> None:
+            """The headers are in: the deadline and the count are met."""
+            self._in_headers = False
+            super().on_headers_complete()
+
+        def on_response_complete(self) -> None:
+            """Start the next request's header deadline, unless it is already in (pipelined)."""
+            pipelined = bool(self.pipeline)
+            super().on_response_complete()
+            if not pipelined and not self.transport.is_closing():
+                self._in_headers = True
+                self._header_bytes = 0
+                self._arm_header_deadline()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            """Drop the deadline with the connection.
+
+            :param exc: why the connection ended (``None`` for a clean close).
+            """
+            self._cancel_header_deadline()
+            super().connection_lost(exc)
+
+        def _awaiting_headers(self) -> bool:
+            return self._in_headers
+
+
+def _protocol() -> type[asyncio.Protocol]:
+    # httptools when installed (uvicorn[standard]; several times faster), else h11: uvicorn's own choice.
+    if HttpToolsProtocol is not None:
+        return HeaderLimitsHttpToolsProtocol
+    return HeaderDeadlineH11Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,12 +206,13 @@ def uvicorn_config(app: Any, limits: ServerLimits | None = None, **settings: Any
 
     :param app: the ASGI app, or its import string (needed for several workers).
     :param limits: the transport limits (defaults when omitted).
-    :param settings: any other ``uvicorn.Config`` argument (``host``, ``port``, ``workers``, ...).
+    :param settings: any other ``uvicorn.Config`` argument (``host``, ``port``, ``workers``, ...); ``http``
+        defaults to the fastest protocol class with the limits (give one of this module's classes).
     """
     limits = limits or ServerLimits()
+    settings.setdefault("http", _protocol())
     config = uvicorn.Config(
         app,
-        http=HeaderDeadlineH11Protocol,
         h11_max_incomplete_event_size=limits.max_header_bytes,
         timeout_keep_alive=limits.keep_alive_seconds,
         limit_concurrency=limits.limit_concurrency,

@@ -42,7 +42,7 @@ class ServerThread:
     With ``limits``, configured exactly as the stand-alone receiver is (``uvicorn_config``).
     """
 
-    def __init__(self, app: FastAPI, limits: ServerLimits | None = None) -> None:
+    def __init__(self, app: FastAPI, limits: ServerLimits | None = None, **server: Any) -> None:
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", 0))
@@ -51,7 +51,7 @@ class ServerThread:
         if limits is None:
             config = uvicorn.Config(app, log_level="warning", lifespan="off", backlog=2048)
         else:
-            config = uvicorn_config(app, limits, log_level="warning", lifespan="off", backlog=2048)
+            config = uvicorn_config(app, limits, log_level="warning", lifespan="off", backlog=2048, **server)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._sock]}, name="webhook-receiver", daemon=True
@@ -199,6 +199,7 @@ def receiver_factory(airflow_db, monkeypatch) -> Iterator[Callable[..., Receiver
         extra_conn_ids: tuple[str, ...] = (),
         settings: dict[str, Any] | None = None,
         limits: ServerLimits | None = None,
+        server: dict[str, Any] | None = None,
         **conn: Any,
     ) -> Receiver:
         conn_id = f"ntropy_wh_{uuid.uuid4().hex[:10]}"
@@ -217,9 +218,9 @@ def receiver_factory(airflow_db, monkeypatch) -> Iterator[Callable[..., Receiver
         # Mounted where the plugin mounts it on Airflow's API server.
         root = FastAPI()
         root.mount(URL_PREFIX, app)
-        server = ServerThread(root, limits).start()
-        servers.append(server)
-        return Receiver(url=server.url, conn_id=conn_id, token=token, app=app)
+        thread = ServerThread(root, limits, **(server or {})).start()
+        servers.append(thread)
+        return Receiver(url=thread.url, conn_id=conn_id, token=token, app=app)
 
     yield start
     for server in servers:
