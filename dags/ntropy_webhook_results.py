@@ -14,6 +14,7 @@ from typing import Any
 from airflow.sdk import DAG, PartitionedAssetTimetable, task
 from airflow.sdk.exceptions import AirflowFailException
 
+from ntropy_provider.api.models import check_batch_id
 from ntropy_provider.operators.results_to_parquet import ResultsToParquetOperator
 from ntropy_provider.webhooks.assets import batches_asset
 from ntropy_provider.webhooks.events import plan_batch_events
@@ -90,10 +91,19 @@ with DAG(
         """One ``write_results`` input per completed batch among every event of this run.
 
         The Batch object the webhook delivered is passed on, so its status need not be asked again.
+        Every batch id is checked by the rule the receiver applies before it becomes part of a path
+        (an event written by other means could carry ``../..``): a bad one fails the run, naming it.
         """
+        completed = _plan(triggering_asset_events).completed
+        for record in completed:
+            try:
+                check_batch_id(record.batch_id, "batch_id")
+            except ValueError as err:
+                raise AirflowFailException(
+                    f"event {record.event_id!r}: {err}; no path built for it"
+                ) from None
         return [
-            {"batch_ids": [r.batch], "output_path": f"{OUTPUT_PATH}/batch_id={r.batch_id}"}
-            for r in _plan(triggering_asset_events).completed
+            {"batch_ids": [r.batch], "output_path": f"{OUTPUT_PATH}/batch_id={r.batch_id}"} for r in completed
         ]
 
     @task

@@ -14,6 +14,8 @@ from ntropy_provider.hooks.connection import DEFAULT_CONN_ID
 SECTION = "ntropy_webhooks"
 DEFAULT_TOKEN_EXTRA_KEY = "webhook_token"
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
+#: A 64 KiB body arrives in milliseconds; Ntropy itself gives up on a delivery after 10 s.
+DEFAULT_BODY_TIMEOUT_SECONDS = 5.0
 DEFAULT_TOKEN_CACHE_SECONDS = 30.0
 DEFAULT_DEDUPE_RETENTION_DAYS = 7
 DEFAULT_RECORD_CONCURRENCY = 8
@@ -66,6 +68,12 @@ PROVIDER_CONFIG: dict[str, Any] = {
                 "Largest delivery body accepted; a larger one is refused (413) while it streams in.",
                 "integer",
                 DEFAULT_MAX_BODY_BYTES,
+            ),
+            "body_timeout_seconds": _option(
+                "Longest time a delivery's body may take to arrive once its headers are in; a slower one is "
+                "refused with 408 and its connection closed.",
+                "float",
+                DEFAULT_BODY_TIMEOUT_SECONDS,
             ),
             "token_cache_seconds": _option(
                 "How long a token read from a connection or variable is reused.",
