@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
-from airflow.dag_processing.dagbag import DagBag
+from dag_run_helpers import dag_bag
 
 DAGS_FOLDER = Path(__file__).resolve().parents[2] / "dags"
 MY_DAGS = ("ntropy_nightly_enrichment", "ntropy_backfill", "ntropy_spend_summary")
 
 
 @pytest.fixture(scope="module")
-def dagbag() -> DagBag:
-    return DagBag(dag_folder=str(DAGS_FOLDER))
+def dagbag() -> Any:
+    return dag_bag(str(DAGS_FOLDER))
 
 
 def test_every_dag_file_imports_without_errors(dagbag):
