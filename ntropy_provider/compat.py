@@ -12,6 +12,8 @@ What differs, and what the provider does about it:
   (:func:`task_state_store`).
 * ``PartitionedAssetTimetable`` (3.2+): on 3.1 :func:`partitioned_asset_timetable` raises
   :class:`FeatureNotAvailable` at parse time, naming the feature and the way out.
+* The webhook receiver records partition-keyed asset events (3.2+): on 3.1 it is not mounted (the
+  plugin logs why) and :func:`require_partitioned_assets` refuses to build it.
 * ``CronDataIntervalTimetable`` is in ``airflow.sdk`` from 3.2 on, in ``airflow.timetables.interval``
   on 3.1 (:data:`CronDataIntervalTimetable`).
 """
@@ -217,6 +219,36 @@ def add_callback(existing: Any, callback: Callable[[Any], None]) -> list[Callabl
     if isinstance(existing, Sequence) and not callable(existing):
         return [*existing, callback]
     return [existing, callback]
+
+
+# --------------------------------------------------------------------------------------------------
+# Partitioned assets (Airflow 3.2+)
+# --------------------------------------------------------------------------------------------------
+#: What the webhook receiver records needs (partition-keyed asset events, partition-aware consumers).
+WEBHOOK_RECEIVER = "The Ntropy webhook receiver (partition-keyed asset events)"
+
+
+def has_partitioned_assets() -> bool:
+    """Whether this Airflow has partitioned assets (asset events with a partition key, 3.2+)."""
+    try:
+        from airflow.sdk import PartitionedAssetTimetable  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def require_partitioned_assets(feature: str) -> None:
+    """Fail, naming ``feature``, when this Airflow has no partitioned assets.
+
+    :param feature: what needs them, for the message.
+    :raises FeatureNotAvailable: on Airflow 3.1.
+    """
+    if not has_partitioned_assets():
+        raise FeatureNotAvailable(
+            feature,
+            needs="3.2",
+            instead="Upgrade Airflow to use it; every other part of the provider works on this version.",
+        )
 
 
 # --------------------------------------------------------------------------------------------------

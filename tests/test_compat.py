@@ -1,0 +1,73 @@
+"""ntropy_provider.compat on the installed Airflow (the suite runs on 3.1, 3.2 and 3.3)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from airflow.sdk import Asset
+
+from ntropy_provider.compat import (
+    VARIABLE_PREFIX,
+    FeatureNotAvailable,
+    VariableTaskStateStore,
+    add_callback,
+    forgets_after_success,
+    has_partitioned_assets,
+    partitioned_asset_timetable,
+    task_state_store,
+)
+
+
+def test_partitioned_timetable_or_a_parse_time_error_naming_the_feature() -> None:
+    asset = Asset("ntropy://batches/x")
+    if has_partitioned_assets():
+        from airflow.sdk import PartitionedAssetTimetable
+
+        assert isinstance(partitioned_asset_timetable(asset, dag_id="d"), PartitionedAssetTimetable)
+        return
+    with pytest.raises(
+        FeatureNotAvailable, match=r"DAG 'd'.*PartitionedAssetTimetable.*needs Airflow >= 3\.2"
+    ):
+        partitioned_asset_timetable(asset, dag_id="d")
+
+
+@pytest.mark.skipif(has_partitioned_assets(), reason="the receiver exists on this Airflow")
+def test_webhook_receiver_refuses_to_start_without_partitioned_assets() -> None:
+    from ntropy_provider.webhooks.app import create_app
+    from ntropy_provider.webhooks.plugin import NtropyWebhooksPlugin
+
+    with pytest.raises(FeatureNotAvailable, match=r"webhook receiver.*needs Airflow >= 3\.2"):
+        create_app()
+    assert NtropyWebhooksPlugin.fastapi_apps == [], "nothing is mounted on this version"
+
+
+def test_native_task_state_store_is_preferred() -> None:
+    native = object()
+    assert task_state_store({"task_state_store": native, "ti": object()}) is native
+    assert task_state_store({}) is None, "outside a task instance there is no store"
+    assert not forgets_after_success(native)
+
+
+def test_variable_store_is_scoped_to_one_task_instance() -> None:
+    ti = SimpleNamespace(dag_id="d" * 250, run_id="r" * 250, task_id="t" * 250, map_index=3)
+    store = task_state_store({"ti": ti})
+    assert isinstance(store, VariableTaskStateStore)
+    assert forgets_after_success(store)
+    key = store.variable_key("ntropy_submit_chunk_12")
+    assert key.startswith(f"{VARIABLE_PREFIX}.") and len(key) <= 250, "Airflow's key length limit"
+    other_index = VariableTaskStateStore(dag_id=ti.dag_id, run_id=ti.run_id, task_id=ti.task_id, map_index=4)
+    assert other_index.variable_key("ntropy_submit_chunk_12") != key
+    assert VariableTaskStateStore.for_task_instance(ti).variable_key("k") == store.variable_key("k")
+
+
+def test_add_callback_keeps_the_users_callbacks() -> None:
+    def mine(context):
+        return None
+
+    def theirs(context):
+        return None
+
+    assert add_callback(None, mine) == [mine]
+    assert add_callback(theirs, mine) == [theirs, mine]
+    assert add_callback([theirs], mine) == [theirs, mine]
