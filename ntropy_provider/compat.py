@@ -14,6 +14,7 @@ What differs, and what the provider does about it:
   :class:`FeatureNotAvailable` at parse time, naming the feature and the way out.
 * The webhook receiver records partition-keyed asset events (3.2+): on 3.1 it is not mounted (the
   plugin logs why) and :func:`require_partitioned_assets` refuses to build it.
+* ``ObjectStoragePath.bucket`` keeps ``conn@`` on 3.1 (universal-pathlib 0.2): :func:`storage_bucket`.
 * ``CronDataIntervalTimetable`` is in ``airflow.sdk`` from 3.2 on, in ``airflow.timetables.interval``
   on 3.1 (:data:`CronDataIntervalTimetable`).
 """
@@ -219,6 +220,20 @@ def add_callback(existing: Any, callback: Callable[[Any], None]) -> list[Callabl
     if isinstance(existing, Sequence) and not callable(existing):
         return [*existing, callback]
     return [existing, callback]
+
+
+# --------------------------------------------------------------------------------------------------
+# Object storage paths
+# --------------------------------------------------------------------------------------------------
+def storage_bucket(path: Any) -> str:
+    """The bucket of an ``ObjectStoragePath``, without the connection id (``s3://conn@bucket``).
+
+    Airflow 3.1 pins universal-pathlib 0.2, whose ``bucket`` keeps the ``conn@`` part (and is empty
+    for ``memory://`` paths, whose first segment is then part of ``key``); 0.3 (Airflow 3.2+) drops it.
+
+    :param path: an ``ObjectStoragePath``.
+    """
+    return (path.bucket or "").rpartition("@")[2]
 
 
 # --------------------------------------------------------------------------------------------------

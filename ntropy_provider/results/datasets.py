@@ -23,6 +23,7 @@ import pyarrow as pa
 from airflow.sdk import ObjectStoragePath
 
 from ntropy_provider.api.wire import MAX_BATCH_SIZE
+from ntropy_provider.compat import storage_bucket
 from ntropy_provider.results.atomic_write import AtomicParquetWriter, remove_stale_temporaries
 from ntropy_provider.results.flatten import convert_results, split_ok_errors
 from ntropy_provider.results.input_join import InputColumns, append_columns, joined_schema
@@ -76,7 +77,7 @@ def dataset_uri(path: ObjectStoragePath) -> str:
     protocol = path.protocol or "file"
     if protocol in ("file", "local"):
         return f"file://{path.path}"
-    bucket = path.bucket
+    bucket = storage_bucket(path)
     key = path.key.strip("/")
     return f"{protocol}://{bucket}/{key}" if bucket else f"{protocol}://{key}"
 
