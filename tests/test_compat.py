@@ -71,3 +71,19 @@ def test_add_callback_keeps_the_users_callbacks() -> None:
     assert add_callback(None, mine) == [mine]
     assert add_callback(theirs, mine) == [theirs, mine]
     assert add_callback([theirs], mine) == [theirs, mine]
+
+
+def test_connection_form_reaches_airflow_where_it_can() -> None:
+    """3.2+ reads the declarative form from get_provider_info(); 3.1 only through Flask-AppBuilder."""
+    import importlib.util
+
+    from airflow.providers_manager import ProvidersManager
+
+    manager = ProvidersManager()
+    widgets = {key for key in manager.connection_form_widgets if key.startswith("extra__ntropy__")}
+    if not has_partitioned_assets() and importlib.util.find_spec("flask_appbuilder") is None:
+        # Airflow 3.1 without the FAB provider shows every provider's generic form (README's table).
+        assert widgets == set()
+        return
+    assert "extra__ntropy__region" in widgets
+    assert manager.field_behaviours["ntropy"]["relabeling"]["password"] == "API key"
