@@ -14,6 +14,8 @@ What differs, and what the provider does about it:
   :class:`FeatureNotAvailable` at parse time, naming the feature and the way out.
 * The webhook receiver records partition-keyed asset events (3.2+): on 3.1 it is not mounted (the
   plugin logs why) and :func:`require_partitioned_assets` refuses to build it.
+* The triggerer calls a trigger's ``on_kill`` from 3.3 on; before, BatchTrigger's note that Ntropy
+  batches cannot be cancelled is simply not logged (nothing to adapt).
 * ``ObjectStoragePath.bucket`` keeps ``conn@`` on 3.1 (universal-pathlib 0.2): :func:`storage_bucket`.
 * ``CronDataIntervalTimetable`` is in ``airflow.sdk`` from 3.2 on, in ``airflow.timetables.interval``
   on 3.1 (:data:`CronDataIntervalTimetable`).
