@@ -43,13 +43,14 @@ test-airflow-$(1): .venv-af$(subst .,,$(1))/.installed
 	.venv-af$(subst .,,$(1))/bin/python -m pytest -q -p no:cacheprovider -m "not stack" $(COMPAT_TESTS)
 
 # Re-pin after a release: the newest $(1).x, with constraints.txt's pins for everything Airflow $(1)
-# accepts (pip reports the others; drop them from the -c file below and let pip choose).
+# accepts (pip reports the others; drop them from the -c file below and let pip choose). Keep the pins
+# that the file's header comments explain (e.g. svcs for 3.2).
 constraints-$(1):
 	rm -rf .venv-pin && $(PYTHON) -m venv .venv-pin
 	.venv-pin/bin/python -m pip install --quiet --upgrade "pip>=24"
 	grep -viE '^(apache-airflow|apache-airflow-core|apache-airflow-task-sdk)==' constraints.txt > .venv-pin/base.txt
 	.venv-pin/bin/python -m pip install --quiet -c .venv-pin/base.txt "apache-airflow==$(1).*" -e ".[test]"
-	( head -2 constraints-$(1).txt; .venv-pin/bin/python -m pip freeze --exclude-editable ) > constraints-$(1).new
+	( grep '^#' constraints-$(1).txt; .venv-pin/bin/python -m pip freeze --exclude-editable ) > constraints-$(1).new
 	mv constraints-$(1).new constraints-$(1).txt && rm -rf .venv-pin
 endef
 $(foreach v,$(COMPAT_AIRFLOW),$(eval $(call compat_venv,$(v))))
