@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from airflow.sdk import Asset
@@ -87,3 +89,44 @@ def test_connection_form_reaches_airflow_where_it_can() -> None:
         return
     assert "extra__ntropy__region" in widgets
     assert manager.field_behaviours["ntropy"]["relabeling"]["password"] == "API key"
+
+
+class _FakeVariables:
+    """Airflow's ``Variable`` API over a dict; ``lossy`` drops writes as a failed ``Variable.set`` does."""
+
+    def __init__(self, *, lossy: bool = False) -> None:
+        self.values: dict[str, Any] = {}
+        self.lossy = lossy
+
+    def set(self, key: str, value: Any, description: str | None = None, serialize_json: bool = False) -> None:
+        if not self.lossy:
+            self.values[key] = json.loads(json.dumps(value))
+
+    def get(self, key: str, default: Any = None, deserialize_json: bool = False) -> Any:
+        return self.values.get(key, default)
+
+    def delete(self, key: str) -> None:
+        self.values.pop(key, None)
+
+
+def _store_with(monkeypatch: pytest.MonkeyPatch, variables: _FakeVariables) -> VariableTaskStateStore:
+    monkeypatch.setattr("airflow.providers.common.compat.sdk.Variable", variables)
+    return VariableTaskStateStore(dag_id="d", run_id="r", task_id="t")
+
+
+def test_variable_store_round_trip(monkeypatch: pytest.MonkeyPatch) -> None:
+    variables = _FakeVariables()
+    store = _store_with(monkeypatch, variables)
+    store.set("ntropy_submit_chunk_0", {"size": 3, "batch_id": None}, retention=None)
+    assert store.get("ntropy_submit_chunk_0") == {"size": 3, "batch_id": None}
+    assert list(variables.values) == [store.variable_key("ntropy_submit_chunk_0")]
+    store.delete("ntropy_submit_chunk_0")
+    assert store.get("ntropy_submit_chunk_0") is None and variables.values == {}
+
+
+def test_a_write_that_did_not_land_stops_the_task(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Airflow 3.1/3.2's Variable.set logs a failed write and returns: the read-back must catch it.
+    store = _store_with(monkeypatch, _FakeVariables(lossy=True))
+    expected = "Could not record 'ntropy_submit_chunk_1' of task instance d/r/t/-1"
+    with pytest.raises(RuntimeError, match=expected):
+        store.set("ntropy_submit_chunk_1", {"size": 3})
