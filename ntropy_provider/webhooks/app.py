@@ -41,6 +41,7 @@ from starlette.requests import ClientDisconnect
 
 from ntropy_provider.api.models import WebhookEvent
 from ntropy_provider.api.wire import WEBHOOK_TOKEN_HEADER
+from ntropy_provider.compat import WEBHOOK_RECEIVER, require_partitioned_assets
 from ntropy_provider.webhooks.assets import BatchEventRecord
 from ntropy_provider.webhooks.auth import TokenResolver, TokenUnavailableError, tokens_match
 from ntropy_provider.webhooks.config import WEBHOOK_PATH, ReceiverConfig
@@ -120,6 +121,7 @@ def create_app(
     :param resolver: resolves expected tokens (built from ``config`` when omitted).
     :param recorder: records events in Airflow's database (built from ``config`` when omitted).
     """
+    require_partitioned_assets(WEBHOOK_RECEIVER)
     config = config or ReceiverConfig.from_airflow_conf()
     resolver = resolver or TokenResolver(config)
     recorder = recorder or EventRecorder(

@@ -22,13 +22,14 @@ DEFAULT_RECORD_CONCURRENCY = 8
 DEFAULT_PARTITION_BY_BATCH = True
 DEFAULT_REQUIRE_ACTIVE_CONSUMER = True
 
-_VERSION = "0.1.0"
+#: The release that added these options (Airflow's ``version_added``), not the current version.
+_ADDED_IN = "0.1.0"
 
 
 def _option(description: str, type_: str, default: Any, example: Any = None) -> dict[str, Any]:
     return {
         "description": description,
-        "version_added": _VERSION,
+        "version_added": _ADDED_IN,
         "type": type_,
         "example": example,
         "default": None if default is None else str(default),

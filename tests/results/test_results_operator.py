@@ -245,8 +245,8 @@ def test_output_to_memory_store_through_object_storage_path(sample_rows, results
     output = memory_root / "lake" / "date=2024-03-01"
     operator = _operator(batch_ids, output, results_env.conn_id)
     assert [outlet.uri for outlet in operator.outlets] == [
-        f"memory://{memory_root.bucket}/lake/date=2024-03-01/ok",
-        f"memory://{memory_root.bucket}/lake/date=2024-03-01/errors",
+        f"memory://{memory_root.path.strip('/')}/lake/date=2024-03-01/ok",
+        f"memory://{memory_root.path.strip('/')}/lake/date=2024-03-01/errors",
     ]
     result, events = _run(operator)
     assert result["ok_path"] == operator.outlets[0].uri
@@ -368,7 +368,9 @@ def test_templated_object_storage_path_is_rendered(memory_root) -> None:
     assert isinstance(operator.outlets[0], AssetAlias)
     operator.render_template_fields({"ds": "2024-03-01"})  # type: ignore[arg-type]
     assert isinstance(operator.output_path, ObjectStoragePath)
-    assert str(operator.output_path) == f"memory://{memory_root.bucket}/lake/date=2024-03-01"
+    # Compared by parts: str() of a memory:// path differs between universal-pathlib 0.2 and 0.3.
+    assert operator.output_path.protocol == "memory"
+    assert operator.output_path.path == f"{memory_root.path}/lake/date=2024-03-01"
 
 
 def test_terminal_batches_handed_over_are_not_asked_for_again(sample_rows, results_env, tmp_path) -> None:

@@ -19,12 +19,23 @@ import uvicorn
 from fastapi import FastAPI
 
 from ntropy_provider.api.wire import WEBHOOK_EVENT_BATCH_COMPLETED
+from ntropy_provider.compat import has_partitioned_assets
 from ntropy_provider.webhooks.app import create_app
 from ntropy_provider.webhooks.assets import batches_asset, batches_asset_uri
 from ntropy_provider.webhooks.config import URL_PREFIX, ReceiverConfig
 from ntropy_provider.webhooks.server_limits import ServerLimits, uvicorn_config
 
 STARTUP_TIMEOUT_SECONDS = 10.0
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The receiver needs partitioned assets (Airflow 3.2+); tests/test_compat.py checks the refusal."""
+    if has_partitioned_assets():
+        return
+    skip = pytest.mark.skip(reason="the webhook receiver needs Airflow >= 3.2 (partitioned assets)")
+    for item in items:
+        if "tests/webhooks/" in str(item.path).replace("\\", "/"):
+            item.add_marker(skip)
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:

@@ -11,8 +11,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from airflow.dag_processing.dagbag import DagBag
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowFailException
+from dag_run_helpers import dag_bag
 
 from ntropy_provider.webhooks.assets import BatchEventRecord, batches_asset
 
@@ -23,7 +23,7 @@ DAGS = Path(__file__).resolve().parents[2] / "dags"
 def dags():
     found = {}
     for name in ("ntropy_submit_only", "ntropy_webhook_results", "ntropy_webhook_catchup"):
-        bag = DagBag(dag_folder=str(DAGS / f"{name}.py"))
+        bag = dag_bag(str(DAGS / f"{name}.py"))
         assert bag.import_errors == {}, bag.import_errors
         found[name] = bag.dags[name]
     return found
