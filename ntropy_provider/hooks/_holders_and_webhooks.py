@@ -6,6 +6,8 @@ They are rarer than the batch calls and share nothing with them but the request 
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -163,21 +165,39 @@ class AccountHolderAndWebhookCalls:
         """Make sure exactly this webhook is registered for ``url``: idempotent, never a second one.
 
         A webhook already registered for ``url`` is updated when its events, token or enabled flag
-        differ; otherwise one is created.
+        differ; otherwise one is created. Two callers racing (two DAG runs registering the same receiver)
+        may both create one: after creating, the webhooks for ``url`` are listed again and every one but
+        the oldest is deleted, so that both callers converge on the same single webhook and no event is
+        delivered twice.
 
         :param url: where Ntropy POSTs the events.
         :param events: the event types.
         :param token: the delivery token (a secret: never logged).
         """
         wanted = sorted(set(events))
-        for webhook in self.list_webhooks():
-            if webhook.url != url:
-                continue
-            if sorted(set(webhook.events)) == wanted and webhook.token == token and webhook.enabled:
-                return webhook
-            self.log.info(
-                "Updating webhook %s for %s (events, token or enabled flag differ)", webhook.id, url
-            )
-            return self.update_webhook(webhook.id, events=wanted, token=token, enabled=True)
-        self.log.info("Registering a webhook for %s (events %s)", url, ", ".join(wanted))
-        return self.create_webhook(url, wanted, token)
+        existing = [webhook for webhook in self.list_webhooks() if webhook.url == url]
+        if not existing:
+            self.log.info("Registering a webhook for %s (events %s)", url, ", ".join(wanted))
+            self.create_webhook(url, wanted, token)
+            existing = self._keep_oldest([webhook for webhook in self.list_webhooks() if webhook.url == url])
+        webhook = _oldest(existing)
+        if sorted(set(webhook.events)) == wanted and webhook.token == token and webhook.enabled:
+            return webhook
+        self.log.info("Updating webhook %s for %s (events, token or enabled flag differ)", webhook.id, url)
+        return self.update_webhook(webhook.id, events=wanted, token=token, enabled=True)
+
+    def _keep_oldest(self, webhooks: list[Webhook]) -> list[Webhook]:
+        """Delete every webhook of ``webhooks`` but the oldest (a racing caller may delete them too)."""
+        keep = _oldest(webhooks)
+        for webhook in webhooks:
+            if webhook.id != keep.id:
+                self.log.info("Deleting webhook %s: a concurrent registration for the same URL", webhook.id)
+                with contextlib.suppress(NtropyNotFoundError):  # the other caller deleted it first
+                    self.delete_webhook(webhook.id)
+        return [keep]
+
+
+def _oldest(webhooks: list[Webhook]) -> Webhook:
+    """The webhook every racing caller keeps: the first created (ties broken by id)."""
+    epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
+    return min(webhooks, key=lambda webhook: (webhook.created_at or epoch, webhook.id))

@@ -63,3 +63,23 @@ def test_list_webhooks_walks_every_page(hook: NtropyHook) -> None:
     created = {hook.create_webhook(f"{URL}/{i}", EVENTS).id for i in range(10)}
     assert {w.id for w in hook.list_webhooks()} == created
     assert "tok" not in repr(hook.list_webhooks()[0])
+
+
+def test_ensure_webhook_racing_another_registration_converges_on_one(hook: NtropyHook) -> None:
+    # Two DAG runs registering the same receiver both saw no webhook and both create one. Here the other
+    # run's create lands first, between this call's list and its own create.
+    real_create = hook.create_webhook
+    theirs = []
+
+    def create_after_the_other_run(url, events, token=None, **kwargs):
+        if not theirs:
+            theirs.append(real_create(url, events, token))
+        return real_create(url, events, token, **kwargs)
+
+    hook.create_webhook = create_after_the_other_run  # type: ignore[method-assign]
+    kept = hook.ensure_webhook(URL, EVENTS, token="tok-1")
+    [only] = [w for w in hook.list_webhooks() if w.url == URL]
+    assert kept.id == only.id == theirs[0].id  # the oldest is kept, the newer one deleted
+    # The other run, looking again, keeps the same one.
+    hook.create_webhook = real_create  # type: ignore[method-assign]
+    assert hook.ensure_webhook(URL, EVENTS, token="tok-1").id == kept.id
