@@ -20,6 +20,7 @@ from airflow.providers.http.hooks.http import HttpHook
 from requests_toolbelt.adapters.socket_options import TCPKeepAliveAdapter
 from urllib3.exceptions import ConnectTimeoutError
 
+from ntropy_provider.api.limits import ApiLimits
 from ntropy_provider.api.models import AccountHolder, Batch, BatchResult, Webhook
 from ntropy_provider.api.wire import (
     ACCOUNT_HOLDER_TYPES,
@@ -151,6 +152,7 @@ class NtropyHook(HttpHook):
                 pool_maxsize=MAX_CONCURRENT_OPERATIONS,
             )
         self._settings: NtropyConnectionSettings | None = None
+        self._api_limits: ApiLimits | None = None
         self._session: requests.Session | None = None
         self._session_lock = threading.Lock()
 
@@ -194,6 +196,16 @@ class NtropyHook(HttpHook):
             self._base_url_initialized = True
             self._settings = settings
         return self._settings
+
+    @property
+    def api_limits(self) -> ApiLimits:
+        """The API key's limits: the connection's extras ``max_open_batches``, ``credit_capacity`` and
+        ``credit_refill_per_second``, documented defaults for those absent (read once)."""
+        if self._api_limits is None:
+            extras = self.get_connection(self.ntropy_conn_id).extra_dejson
+            where = f"connection {self.ntropy_conn_id!r} extra"
+            self._api_limits = ApiLimits.from_extras(extras, where=where)
+        return self._api_limits
 
     def get_conn(
         self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None
@@ -354,8 +366,16 @@ class NtropyHook(HttpHook):
         skip_chunks: Collection[int] = frozenset(),
         before_submit: Callable[[int, int], None] | None = None,
         on_submitted: Callable[[int, Batch], None] | None = None,
+        max_open_batches: int | None = None,
+        timeout: float | None = None,
     ) -> list[Batch | None]:
-        """Cut any number of transactions into batches and submit them concurrently.
+        """Cut any number of transactions into batches and submit them at the pace the API allows.
+
+        A rolling window (:mod:`ntropy_provider.submission.window`): at most ``max_open_batches`` of
+        these batches are in progress at once, the next chunk goes when one ends, and POSTs are paced
+        to an estimate of the key's credit bucket (:attr:`api_limits`), so that the API's 429s are the
+        exception; a 429 makes the chunk wait and go again, never fails the call (until ``timeout``).
+        The call blocks until the last chunk is accepted (not until the batches end).
 
         The input is consumed lazily and each chunk serialized once, so memory stays near
         ``max_concurrency`` chunks in flight plus the one being built, whatever the input's length.
@@ -375,11 +395,15 @@ class NtropyHook(HttpHook):
             rows are consumed and their slot in the result is ``None``.
         :param before_submit: called as ``before_submit(chunk_index, size)`` before a chunk is sent.
         :param on_submitted: called as ``on_submitted(chunk_index, batch)`` once a chunk was accepted.
+        :param max_open_batches: the most of these batches in progress at once (default: the key's
+            ``max_open_batches``); lower it to leave room for other users of the key.
+        :param timeout: seconds after which waiting for a slot or credits fails with
+            ``NtropyTimeoutError`` (``None``: no limit).
         :return: one Batch per chunk in input order (``None`` for skipped chunks); empty for empty input.
         """
         self.get_conn()  # read the connection once, in this thread, before the workers start
         return submit_records(
-            self.post_batch_body,
+            self,
             records,
             chunk_size,
             priority=priority,
@@ -388,6 +412,8 @@ class NtropyHook(HttpHook):
             before_submit=before_submit,
             on_submitted=on_submitted,
             log=self.log,
+            max_open_batches=max_open_batches,
+            deadline=None if timeout is None else time.monotonic() + timeout,
         )
 
     def post_batch_body(self, body: bytes) -> Batch:
