@@ -15,7 +15,7 @@ _PACKAGE = "ntropy_provider"
 
 def get_provider_info() -> dict[str, Any]:
     """Describe the provider to Airflow (validated against Airflow's ``provider_info.schema.json``)."""
-    from ntropy_provider.hooks._connection import provider_connection_type
+    from ntropy_provider.hooks.connection import provider_connection_type
     from ntropy_provider.webhooks.provider_config import PROVIDER_CONFIG
 
     return {

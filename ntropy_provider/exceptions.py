@@ -96,11 +96,15 @@ class NtropyNotReadyError(NtropyError):
 
 
 class NtropyQuotaError(NtropyError):
-    """423: the organization is out of credits."""
+    """A quota of the organization is exhausted (the base of :class:`NtropyOutOfCreditsError`)."""
+
+
+class NtropyOutOfCreditsError(NtropyQuotaError):
+    """423: the organization is out of prepaid credits, a billing state: never retried, fails at once."""
 
 
 class NtropyRateLimitError(NtropyError):
-    """429 after the retry budget was spent."""
+    """429 ("not yet") for longer than the call's ``max_elapsed`` allows waiting."""
 
 
 class NtropyServerError(NtropyError):
@@ -161,7 +165,7 @@ _CLASS_FOR_STATUS: dict[int, type[NtropyError]] = {
     404: NtropyNotFoundError,
     409: NtropyNotReadyError,
     422: NtropyValidationError,
-    423: NtropyQuotaError,
+    423: NtropyOutOfCreditsError,
     429: NtropyRateLimitError,
 }
 

@@ -16,13 +16,15 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from ntropy_provider.hooks.connection import DEFAULT_CONN_ID
+
 if TYPE_CHECKING:
     from ntropy_provider.emulator.server import EmulatorServer
 
 #: Items per second of the fixture's emulator: fast, so that tests stay fast (a full batch in ~1 s).
 FIXTURE_ITEMS_PER_SECOND = 20_000.0
 #: The connection id that ``ntropy_connection`` configures.
-NTROPY_CONN_ID = "ntropy_default"
+NTROPY_CONN_ID = DEFAULT_CONN_ID
 
 
 def pytest_configure(config: pytest.Config) -> None:

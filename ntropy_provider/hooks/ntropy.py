@@ -1,10 +1,25 @@
-"""The sync hook for the Ntropy API: :class:`NtropyHook` (requests), and the home of :class:`NtropyAsyncHook`.
+"""The sync hook for the Ntropy API: :class:`NtropyHook` (requests), for tasks and users' own code.
 
-Both hooks read the ``ntropy`` connection (see :mod:`ntropy_provider.hooks._connection`), send a fresh
-``X-Request-ID`` with every request, retry 429 (after ``Retry-After``), 5xx and connection failures
-under one shared :class:`~ntropy_provider.hooks._retry.RetryPolicy`, and raise the typed errors of
-:mod:`ntropy_provider.exceptions` for everything else. The API key is sent in a header and never
-logged, put in an exception message or shown in a ``repr``.
+The async hook for triggers is :class:`~ntropy_provider.hooks.ntropy_async.NtropyAsyncHook`. Both read the
+``ntropy`` connection (:mod:`ntropy_provider.hooks.connection`), send a fresh ``X-Request-ID`` with every
+request, retry under one :class:`~ntropy_provider.hooks.retry_policy.RetryPolicy` (429 waits without spending
+the failure budget; 5xx and connection failures spend it) and raise the typed errors of
+:mod:`ntropy_provider.exceptions` for everything else; the decisions are the exchange's
+(:mod:`ntropy_provider.hooks.exchange`), the hooks only move bytes and sleep. The API key is sent in a
+header and never logged, put in an exception message or shown in a ``repr``. The account holder and
+webhook calls are a mixin (:mod:`ntropy_provider.hooks._holders_and_webhooks`) over this request loop.
+
+Why :class:`NtropyHook` builds on :class:`~airflow.providers.http.hooks.http.HttpHook`, and how far: it is
+the HTTP provider's hook, so Airflow users know its connection handling, ``base_url``, TCP keep-alive
+options and ``run()``. The hook uses only its public surface: the connection is read with
+``get_connection``, ``base_url`` is set from the ``ntropy`` connection (region or host), and
+:meth:`NtropyHook.get_conn` builds the pooled ``requests`` session itself (the API key in a header, the
+keep-alive adapter mounted with ``Session.mount``). HttpHook's own session building is not used: it would
+turn every connection extra (the retry budget, the limits) into a request header. The inherited
+:meth:`NtropyHook.run` goes through the Ntropy retry policy and typed errors (one request loop for every
+call, with the rules above, including "never repeat a POST whose answer was lost"); HttpHook's
+``run_with_advanced_retry`` is refused, since its tenacity retries on top of the policy's would repeat
+POSTs blindly and multiply the budget.
 """
 
 from __future__ import annotations
@@ -21,16 +36,13 @@ from requests_toolbelt.adapters.socket_options import TCPKeepAliveAdapter
 from urllib3.exceptions import ConnectTimeoutError
 
 from ntropy_provider.api.limits import ApiLimits
-from ntropy_provider.api.models import AccountHolder, Batch, BatchResult, Webhook
+from ntropy_provider.api.models import Batch, BatchResult
 from ntropy_provider.api.wire import (
-    ACCOUNT_HOLDER_TYPES,
-    ACCOUNT_HOLDERS_PATH,
     BATCHES_PATH,
     MAX_BATCH_SIZE,
     MAX_CONCURRENT_OPERATIONS,
     RETRY_AFTER_HEADER,
     TRANSACTIONS_OPERATION,
-    WEBHOOKS_PATH,
     BatchStatus,
 )
 from ntropy_provider.exceptions import (
@@ -38,44 +50,39 @@ from ntropy_provider.exceptions import (
     NtropyAuthError,
     NtropyConnectionError,
     NtropyError,
-    NtropyNotFoundError,
     NtropyTimeoutError,
-    NtropyValidationError,
 )
-from ntropy_provider.hooks._api import (
+from ntropy_provider.hooks._holders_and_webhooks import AccountHolderAndWebhookCalls
+from ntropy_provider.hooks.calls import (
     Call,
-    Exchange,
-    RetryCallback,
     batch_results_call,
     check_cursor,
     create_batch_call,
+    dumps,
     get_batch_call,
-    item_path,
     list_page_call,
     list_params,
-    mask,
-    overrides,
+    loads,
     parse_batch_result,
     post_batch_call,
-    settings_from_connection,
 )
-from ntropy_provider.hooks._async import NtropyAsyncHook
-from ntropy_provider.hooks._connection import (
+from ntropy_provider.hooks.connection import (
     CONN_FIELDS,
     CONN_TYPE,
     DEFAULT_CONN_ID,
     UI_FIELD_BEHAVIOUR,
     NtropyConnectionSettings,
+    RequestOptions,
+    settings_from_airflow_connection,
 )
-from ntropy_provider.hooks._http import base_headers, dumps, loads
-from ntropy_provider.hooks._retry import RetryEvent, RetryPolicy
+from ntropy_provider.hooks.exchange import Exchange, RetryCallback, base_headers, mask
+from ntropy_provider.hooks.retry_policy import RetryEvent, RetryPolicy
 from ntropy_provider.submission.engine import submit_records
 from ntropy_provider.triggers.progress import ProgressTracker, next_poll_interval
 
 #: Transport failures worth another attempt (no answer, or a truncated one).
 _TRANSPORT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 
-_UNSET: Any = object()
 T = TypeVar("T")
 
 
@@ -88,27 +95,23 @@ def _reached_server(error: Exception) -> bool:
     return not isinstance(reason, ConnectTimeoutError)
 
 
-__all__ = ["NtropyAsyncHook", "NtropyHook", "RetryEvent", "RetryPolicy"]
+__all__ = ["NtropyHook", "RequestOptions", "RetryEvent", "RetryPolicy"]
 
 
-class NtropyHook(HttpHook):
+class NtropyHook(AccountHolderAndWebhookCalls, HttpHook):
     """Talk to the Ntropy API (batches, account holders, webhooks) through an ``ntropy`` connection.
 
-    Built on :class:`~airflow.providers.http.hooks.http.HttpHook` for connection handling; requests go
-    through one pooled :class:`requests.Session` (safe to share between the threads of
+    Built on :class:`~airflow.providers.http.hooks.http.HttpHook` (see the module's docstring for how
+    far); requests go through one pooled :class:`requests.Session` (safe to share between the threads of
     :meth:`submit_batches`) and the hook's own retry policy.
 
     :param ntropy_conn_id: the ``ntropy`` connection to use.
-    :param max_attempts: retry budget: most requests per call (overrides the connection's extra).
-    :param max_elapsed: retry budget: most seconds spent retrying one call.
-    :param retry_after_cap: the longest ``Retry-After`` honoured, in seconds.
-    :param backoff_base: the first backoff's upper bound, in seconds (doubling on every retry).
-    :param backoff_max: the longest backoff, in seconds.
-    :param timeout: seconds to wait for an answer.
-    :param connect_timeout: seconds to wait for a TCP connection.
-    :param on_retry: called with a :class:`~ntropy_provider.hooks._retry.RetryEvent` before each wait
+    :param options: retry and timeout settings that win over the connection's extras.
+    :param on_retry: called with a :class:`~ntropy_provider.hooks.retry_policy.RetryEvent` before each wait
         (in the thread that made the request), e.g. to count retries in metrics.
-    :param kwargs: passed to :class:`~airflow.providers.http.hooks.http.HttpHook` (e.g. ``tcp_keep_alive``).
+    :param kwargs: any field of :class:`~ntropy_provider.hooks.connection.RequestOptions` by name
+        (``max_attempts=3``, winning over ``options``); the rest is passed to
+        :class:`~airflow.providers.http.hooks.http.HttpHook` (e.g. ``tcp_keep_alive``).
     """
 
     conn_name_attr = "ntropy_conn_id"
@@ -120,28 +123,15 @@ class NtropyHook(HttpHook):
         self,
         ntropy_conn_id: str = default_conn_name,
         *,
-        max_attempts: int | None = None,
-        max_elapsed: float | None = None,
-        retry_after_cap: float | None = None,
-        backoff_base: float | None = None,
-        backoff_max: float | None = None,
-        timeout: float | None = None,
-        connect_timeout: float | None = None,
+        options: RequestOptions | None = None,
         on_retry: RetryCallback | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(method="GET", http_conn_id=ntropy_conn_id, **kwargs)
+        request_options = RequestOptions.take(kwargs, options)
+        super().__init__(method=kwargs.pop("method", "GET"), http_conn_id=ntropy_conn_id, **kwargs)
         self.ntropy_conn_id = ntropy_conn_id
         self.on_retry = on_retry
-        self._overrides = overrides(
-            max_attempts=max_attempts,
-            max_elapsed=max_elapsed,
-            retry_after_cap=retry_after_cap,
-            backoff_base=backoff_base,
-            backoff_max=backoff_max,
-            timeout=timeout,
-            connect_timeout=connect_timeout,
-        )
+        self.options = request_options
         if self.keep_alive_adapter is not None:
             # One pool large enough for every concurrent submit (the API allows 10 operations at once).
             self.keep_alive_adapter = TCPKeepAliveAdapter(
@@ -152,7 +142,6 @@ class NtropyHook(HttpHook):
                 pool_maxsize=MAX_CONCURRENT_OPERATIONS,
             )
         self._settings: NtropyConnectionSettings | None = None
-        self._api_limits: ApiLimits | None = None
         self._session: requests.Session | None = None
         self._session_lock = threading.Lock()
 
@@ -190,22 +179,23 @@ class NtropyHook(HttpHook):
         """The connection's settings (read once; the API key is registered with Airflow's masker)."""
         if self._settings is None:
             conn = self.get_connection(self.ntropy_conn_id)
-            settings = settings_from_connection(conn, conn.extra_dejson, self.ntropy_conn_id, self._overrides)
+            settings = settings_from_airflow_connection(
+                conn, conn.extra_dejson, self.ntropy_conn_id, self.options
+            )
             mask(settings.api_key)
-            self.base_url = settings.base_url
-            self._base_url_initialized = True
+            self.base_url = settings.base_url  # HttpHook's public attribute (url_from_endpoint reads it)
             self._settings = settings
         return self._settings
 
     @property
     def api_limits(self) -> ApiLimits:
-        """The API key's limits: the connection's extras ``max_open_batches``, ``credit_capacity`` and
-        ``credit_refill_per_second``, documented defaults for those absent (read once)."""
-        if self._api_limits is None:
-            extras = self.get_connection(self.ntropy_conn_id).extra_dejson
-            where = f"connection {self.ntropy_conn_id!r} extra"
-            self._api_limits = ApiLimits.from_extras(extras, where=where)
-        return self._api_limits
+        """The API key's limits from the connection's extras (documented defaults when absent)."""
+        return self.settings.api_limits
+
+    @property
+    def max_credits(self) -> int | None:
+        """The most credits one task may spend (``max_credits`` extra), ``None`` for no ceiling."""
+        return self.settings.max_credits
 
     def get_conn(
         self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None
@@ -222,7 +212,10 @@ class NtropyHook(HttpHook):
                     session = requests.Session()
                     session.headers.update(base_headers(settings.api_key))
                     session.headers.update(headers or {})
-                    self._session = self._configure_session_from_mount_adapters(session)
+                    if self.keep_alive_adapter is not None:
+                        scheme = settings.base_url.split("://", 1)[0]
+                        session.mount(f"{scheme}://", self.keep_alive_adapter)
+                    self._session = session
         return self._session
 
     def close(self) -> None:
@@ -242,6 +235,7 @@ class NtropyHook(HttpHook):
         body: bytes | None = None,
         policy: RetryPolicy | None = None,
         parse: Callable[[bytes], Any] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Any:
         """Send one call (retrying as the policy says): the response, or ``parse`` of its body."""
         settings = self.settings
@@ -257,14 +251,14 @@ class NtropyHook(HttpHook):
             policy=policy,
         )
         while True:
-            headers = exchange.begin()
+            attempt_headers = {**(headers or {}), **exchange.begin()}
             try:
                 response = session.request(
                     method,
                     exchange.url,
                     params=exchange.query,
                     data=body,
-                    headers=headers,
+                    headers=attempt_headers,
                     timeout=(settings.connect_timeout, settings.timeout),
                     allow_redirects=False,
                 )
@@ -277,6 +271,59 @@ class NtropyHook(HttpHook):
                 if wait is None:
                     return response if parse is None else exchange.read(parse, response.content)
             time.sleep(wait)
+
+    def run(
+        self,
+        endpoint: str | None = None,
+        data: dict[str, Any] | str | bytes | None = None,
+        headers: dict[str, Any] | None = None,
+        extra_options: dict[str, Any] | None = None,
+        **request_kwargs: Any,
+    ) -> requests.Response:
+        """HttpHook's generic call, through the Ntropy retry policy and typed errors.
+
+        ``NtropyHook(method="GET").run("/v3/batches", {"limit": 1})``: ``data`` is the query of a GET
+        or DELETE and the JSON body otherwise (a mapping is serialized; str/bytes are sent as they are).
+        Prefer the typed methods (:meth:`get_batch`, ...); this is for endpoints they do not cover.
+
+        :param endpoint: the API path, e.g. ``/v3/batches``.
+        :param data: the query (GET, DELETE) or the body (other methods).
+        :param headers: extra headers for this call (the API key and request id are the hook's).
+        :param extra_options: not supported (timeouts and retries come from the connection); must be empty.
+        :param request_kwargs: not supported; must be empty.
+        :return: the 2xx response.
+        :raises TypeError: when ``extra_options`` or ``request_kwargs`` are given.
+        :raises NtropyError: the typed error of a failed call, after the policy's retries.
+        """
+        if extra_options or request_kwargs:
+            raise TypeError(
+                f"{type(self).__name__}.run: extra_options and request arguments are not supported "
+                f"(got {', '.join(sorted({*(extra_options or {}), *request_kwargs}))}); timeouts and "
+                "retries come from the ntropy connection and the hook's options"
+            )
+        method = (self.method or "GET").upper()
+        path = "/" + (endpoint or "").lstrip("/")
+        if method in ("GET", "DELETE", "HEAD"):
+            if data is not None and not isinstance(data, Mapping):
+                raise TypeError(f"{type(self).__name__}.run: the query of a {method} must be a mapping")
+            return self._request(method, path, params=data, headers=headers)
+        body = data if isinstance(data, bytes) else data.encode() if isinstance(data, str) else None
+        if isinstance(data, Mapping):
+            body = dumps(data)
+        return self._request(method, path, body=body, headers=headers)
+
+    def run_with_advanced_retry(self, _retry_args: dict[Any, Any], *args: Any, **kwargs: Any) -> Any:
+        """Refused: :meth:`run` already retries under the Ntropy policy.
+
+        Tenacity retries around it would multiply the budget and could repeat a POST whose answer was
+        lost (a duplicate, paid batch).
+
+        :raises NotImplementedError: always.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__}.run_with_advanced_retry is not supported: run() already retries under "
+            "the Ntropy retry policy (set max_attempts, max_elapsed... on the connection or the hook)"
+        )
 
     def _call(self, call: Call[T]) -> T:
         return self._request(call.method, call.path, params=call.params, body=call.body, parse=call.parse)
@@ -485,156 +532,6 @@ class NtropyHook(HttpHook):
             # full interval would overrun it gave up early, on batches that might end in the meantime.
             pause = interval if deadline is None else min(interval, max(0.0, deadline - time.monotonic()))
             time.sleep(pause)
-
-    # ---------------------------------------------------------------- account holders
-    def create_account_holder(
-        self,
-        account_holder_id: str,
-        type: str,
-        *,
-        name: str | None = None,
-        category_id: str | None = None,
-    ) -> AccountHolder:
-        """Create an account holder.
-
-        :param account_holder_id: your id for the holder (1 to 256 characters).
-        :param type: ``consumer`` or ``business``.
-        :param name: an optional display name.
-        :param category_id: an optional custom category set.
-        :raises NtropyValidationError: when the id exists already (400) or a field is invalid.
-        """
-        if type not in ACCOUNT_HOLDER_TYPES:
-            raise ValueError(f"type: expected one of {', '.join(ACCOUNT_HOLDER_TYPES)}, got {type!r}")
-        body = dumps({"id": account_holder_id, "type": type, "name": name, "category_id": category_id})
-        return self._json("POST", ACCOUNT_HOLDERS_PATH, AccountHolder.from_dict, body=body)
-
-    def get_account_holder(self, account_holder_id: str) -> AccountHolder:
-        """Fetch an account holder.
-
-        :param account_holder_id: the holder's id.
-        :raises NtropyNotFoundError: when it does not exist.
-        """
-        return self._json("GET", item_path(ACCOUNT_HOLDERS_PATH, account_holder_id), AccountHolder.from_dict)
-
-    def ensure_account_holder(
-        self,
-        account_holder_id: str,
-        type: str,
-        *,
-        name: str | None = None,
-        category_id: str | None = None,
-    ) -> AccountHolder:
-        """Return the account holder, creating it when missing (safe to call on every run).
-
-        An existing holder is returned as it is, even if its type or name differ from the arguments.
-
-        :param account_holder_id: your id for the holder.
-        :param type: ``consumer`` or ``business`` (used when creating).
-        :param name: an optional display name (used when creating).
-        :param category_id: an optional custom category set (used when creating).
-        """
-        try:
-            return self.get_account_holder(account_holder_id)
-        except NtropyNotFoundError:
-            pass
-        try:
-            return self.create_account_holder(account_holder_id, type, name=name, category_id=category_id)
-        except NtropyValidationError as err:
-            if err.status != 400:
-                raise
-            # Created meanwhile by someone else (duplicate id): theirs is the one.
-            return self.get_account_holder(account_holder_id)
-
-    # ---------------------------------------------------------------- webhooks
-    def create_webhook(
-        self, url: str, events: Iterable[str], token: str | None = None, *, hmac_secret: str | None = None
-    ) -> Webhook:
-        """Register a webhook (at most 10 per organization).
-
-        :param url: where Ntropy POSTs the events.
-        :param events: the event types, e.g. ``["batches.completed", "batches.error"]``.
-        :param token: sent back as ``X-Ntropy-Token`` with every delivery (a secret: never logged).
-        :param hmac_secret: an optional signing secret (Ntropy does not document how it signs).
-        """
-        body = dumps({"url": url, "events": list(events), "token": token, "hmac_secret": hmac_secret})
-        return self._json("POST", WEBHOOKS_PATH, Webhook.from_dict, body=body)
-
-    def list_webhooks(self) -> list[Webhook]:
-        """Every registered webhook (all pages)."""
-        return [Webhook.from_dict(item) for item in self._iter_pages(WEBHOOKS_PATH, {"limit": 100})]
-
-    def get_webhook(self, webhook_id: str) -> Webhook:
-        """Fetch a webhook.
-
-        :param webhook_id: the webhook's id.
-        :raises NtropyNotFoundError: when it does not exist.
-        """
-        return self._json("GET", item_path(WEBHOOKS_PATH, webhook_id), Webhook.from_dict)
-
-    def update_webhook(
-        self,
-        webhook_id: str,
-        *,
-        url: str | None = None,
-        events: Iterable[str] | None = None,
-        token: str | None = _UNSET,
-        enabled: bool | None = None,
-    ) -> Webhook:
-        """Change a webhook; arguments left out stay as they are.
-
-        :param webhook_id: the webhook's id.
-        :param url: a new URL.
-        :param events: new event types.
-        :param token: a new token (``None`` removes it).
-        :param enabled: enable or disable deliveries.
-        :return: the webhook as it is now.
-        """
-        changes: dict[str, Any] = {}
-        if url is not None:
-            changes["url"] = url
-        if events is not None:
-            changes["events"] = list(events)
-        if token is not _UNSET:
-            changes["token"] = token
-        if enabled is not None:
-            changes["enabled"] = enabled
-        path = item_path(WEBHOOKS_PATH, webhook_id)
-        answer = self._request("PATCH", path, body=dumps(changes)).content
-        decoded = loads(answer) if answer else None
-        if isinstance(decoded, Mapping) and "url" in decoded:
-            return Webhook.from_dict(decoded)
-        return self.get_webhook(webhook_id)
-
-    def delete_webhook(self, webhook_id: str) -> None:
-        """Remove a webhook.
-
-        :param webhook_id: the webhook's id.
-        :raises NtropyNotFoundError: when it does not exist.
-        """
-        self._request("DELETE", item_path(WEBHOOKS_PATH, webhook_id))
-
-    def ensure_webhook(self, url: str, events: Iterable[str], token: str | None = None) -> Webhook:
-        """Make sure exactly this webhook is registered for ``url``: idempotent, never a second one.
-
-        A webhook already registered for ``url`` is updated when its events, token or enabled flag
-        differ; otherwise one is created.
-
-        :param url: where Ntropy POSTs the events.
-        :param events: the event types.
-        :param token: the delivery token (a secret: never logged).
-        """
-        wanted = sorted(set(events))
-        for webhook in self.list_webhooks():
-            if webhook.url != url:
-                continue
-            if sorted(set(webhook.events)) == wanted and webhook.token == token and webhook.enabled:
-                return webhook
-            self.log.info(
-                "Updating webhook %s for %s (events, token or enabled flag differ)", webhook.id, url
-            )
-            return self.update_webhook(webhook.id, events=wanted, token=token, enabled=True)
-        self.log.info("Registering a webhook for %s (events %s)", url, ", ".join(wanted))
-        return self.create_webhook(url, wanted, token)
 
     # ---------------------------------------------------------------- test_connection
     def test_connection(self) -> tuple[bool, str]:

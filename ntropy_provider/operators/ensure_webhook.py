@@ -9,11 +9,12 @@ from urllib.parse import urlsplit
 from airflow.sdk import BaseOperator, Context
 
 from ntropy_provider.api.wire import BATCH_WEBHOOK_EVENTS, WEBHOOK_EVENTS
+from ntropy_provider.hooks.connection import DEFAULT_CONN_ID
+from ntropy_provider.utils.net import is_loopback_host
 from ntropy_provider.webhooks.config import DEFAULT_TOKEN_EXTRA_KEY, receiver_url
 
 #: Key, in the Ntropy connection's extras, of the receiver's public URL (optional).
 WEBHOOK_URL_EXTRA_KEY = "webhook_url"
-_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 class MissingWebhookTokenError(ValueError):
@@ -44,7 +45,7 @@ class EnsureWebhookOperator(BaseOperator):
     def __init__(
         self,
         *,
-        ntropy_conn_id: str = "ntropy_default",
+        ntropy_conn_id: str = DEFAULT_CONN_ID,
         url: str | None = None,
         events: Sequence[str] = BATCH_WEBHOOK_EVENTS,
         token_extra_key: str = DEFAULT_TOKEN_EXTRA_KEY,
@@ -75,7 +76,7 @@ class EnsureWebhookOperator(BaseOperator):
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"url: expected an http(s) URL, got {url!r}")
-        if parts.scheme == "http" and parts.hostname not in _LOOPBACK_HOSTS:
+        if parts.scheme == "http" and not is_loopback_host(parts.hostname):
             self.log.warning("Webhook URL %s is not https: the token would cross the network in clear", url)
         webhook = hook.ensure_webhook(url, self.events, token)
         self.log.info("Ntropy webhook %s delivers %s to %s", webhook.id, ", ".join(webhook.events), url)

@@ -24,6 +24,7 @@ from ntropy_provider.exceptions import (
     NtropySubmitError,
     NtropyTimeoutError,
 )
+from ntropy_provider.hooks.connection import DEFAULT_CONN_ID
 from ntropy_provider.io.rejects import RejectsWriter
 from ntropy_provider.io.transactions_source import SourceRow, describe_source, iter_rows
 from ntropy_provider.submission.engine import check_chunk_fits
@@ -137,7 +138,7 @@ class SubmitBatchOperator(BaseOperator):
         self,
         *,
         items: Any,
-        ntropy_conn_id: str = "ntropy_default",
+        ntropy_conn_id: str = DEFAULT_CONN_ID,
         operation: str = TRANSACTIONS_OPERATION,
         chunk_size: int = MAX_BATCH_SIZE,
         priority: str = "default",

@@ -14,6 +14,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, Airfl
 from ntropy_provider.api.models import Batch
 from ntropy_provider.api.wire import BatchStatus
 from ntropy_provider.exceptions import TRANSIENT_ERRORS, BatchesInErrorError
+from ntropy_provider.hooks.connection import DEFAULT_CONN_ID
 from ntropy_provider.triggers.batch import BatchTrigger
 from ntropy_provider.utils.batch_ids import resolve_batch_ids
 
@@ -66,7 +67,7 @@ class BatchSensor(BaseSensorOperator):
         self,
         *,
         batch_ids: Any,
-        ntropy_conn_id: str = "ntropy_default",
+        ntropy_conn_id: str = DEFAULT_CONN_ID,
         deferrable: bool = True,
         max_poll_interval: float = 300.0,
         **kwargs: Any,

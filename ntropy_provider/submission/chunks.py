@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
-from ntropy_provider.hooks._http import batch_body, dumps
+from ntropy_provider.hooks.calls import batch_body, dumps
 
 
 @dataclass(frozen=True, slots=True)

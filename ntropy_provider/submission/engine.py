@@ -9,7 +9,7 @@ from typing import Any
 from ntropy_provider.api.limits import ApiLimits
 from ntropy_provider.api.models import Batch
 from ntropy_provider.api.wire import MAX_BATCH_SIZE
-from ntropy_provider.hooks._api import check_priority
+from ntropy_provider.hooks.calls import check_priority
 from ntropy_provider.submission.chunks import iter_chunks
 from ntropy_provider.submission.window import HookBatches, SubmissionWindow, as_results, hearing_429s
 

@@ -13,6 +13,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from ntropy_provider.api.models import Batch
 from ntropy_provider.exceptions import TRANSIENT_ERRORS, NtropyError
+from ntropy_provider.hooks.connection import DEFAULT_CONN_ID
 from ntropy_provider.triggers.progress import ProgressTracker, check_poll_intervals, next_poll_interval
 
 #: Errors the deferred wait absorbs: the provider's transient errors, plus the async transport's own
@@ -63,7 +64,7 @@ class BatchTrigger(BaseTrigger):
     def __init__(
         self,
         batch_ids: Sequence[str],
-        ntropy_conn_id: str = "ntropy_default",
+        ntropy_conn_id: str = DEFAULT_CONN_ID,
         poll_interval: float = 10.0,
         max_poll_interval: float = 300.0,
         deadline: float | None = None,
@@ -98,7 +99,7 @@ class BatchTrigger(BaseTrigger):
         )
 
     def _make_hook(self) -> Any:
-        from ntropy_provider.hooks.ntropy import NtropyAsyncHook
+        from ntropy_provider.hooks.ntropy_async import NtropyAsyncHook
 
         return NtropyAsyncHook(ntropy_conn_id=self.ntropy_conn_id)
 

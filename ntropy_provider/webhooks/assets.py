@@ -15,12 +15,13 @@ from airflow.sdk import Asset
 
 from ntropy_provider.api.models import Batch, WebhookEvent
 from ntropy_provider.api.wire import WEBHOOK_EVENT_BATCH_COMPLETED, WEBHOOK_EVENT_BATCH_ERROR
+from ntropy_provider.hooks.connection import DEFAULT_CONN_ID
 
 #: Every Ntropy connection gets its own asset: ``ntropy://batches/<conn_id>``.
 BATCHES_ASSET_URI_PREFIX = "ntropy://batches"
 
 
-def batches_asset_uri(conn_id: str = "ntropy_default") -> str:
+def batches_asset_uri(conn_id: str = DEFAULT_CONN_ID) -> str:
     """The URI (also the name) of the asset that records batch events of one Ntropy connection.
 
     :param conn_id: the Ntropy connection whose webhook deliveries are recorded.
@@ -28,7 +29,7 @@ def batches_asset_uri(conn_id: str = "ntropy_default") -> str:
     return f"{BATCHES_ASSET_URI_PREFIX}/{conn_id}"
 
 
-def batches_asset(conn_id: str = "ntropy_default") -> Asset:
+def batches_asset(conn_id: str = DEFAULT_CONN_ID) -> Asset:
     """The asset to schedule a DAG on to run once Ntropy reports batches ``completed`` or ``error``.
 
     The receiver can only record events on an asset that Airflow knows, i.e. one that at least one

@@ -113,7 +113,7 @@ class ReceiverConfig:
         )
 
 
-def receiver_url(conn_id: str = "ntropy_default", base_url: str | None = None) -> str:
+def receiver_url(conn_id: str = DEFAULT_CONN_ID, base_url: str | None = None) -> str:
     """The URL to register with Ntropy for deliveries of ``conn_id``'s events.
 
     :param conn_id: the Ntropy connection (its token authenticates the deliveries, its asset records them).

@@ -1,6 +1,7 @@
 """The ``[ntropy_webhooks]`` configuration section, as declared to Airflow in ``get_provider_info()``.
 
-This module imports nothing: Airflow reads it while its own configuration is still loading. The
+This module imports nothing of Airflow's (only the connection module, for the default connection id; it
+imports the standard library alone): Airflow reads it while its own configuration is still loading. The
 defaults here are the ones :class:`~ntropy_provider.webhooks.config.ReceiverConfig` uses.
 """
 
@@ -8,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ntropy_provider.hooks.connection import DEFAULT_CONN_ID
+
 SECTION = "ntropy_webhooks"
-DEFAULT_CONN_ID = "ntropy_default"
 DEFAULT_TOKEN_EXTRA_KEY = "webhook_token"
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
 DEFAULT_TOKEN_CACHE_SECONDS = 30.0

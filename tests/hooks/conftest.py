@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from ntropy_provider.hooks._retry import RetryEvent
-from ntropy_provider.hooks.ntropy import NtropyAsyncHook, NtropyHook
+from ntropy_provider.hooks.ntropy import NtropyHook
+from ntropy_provider.hooks.ntropy_async import NtropyAsyncHook
+from ntropy_provider.hooks.retry_policy import RetryEvent
 
 #: Backoff small enough that 5xx/connection-error retries cost milliseconds in tests.
 FAST_BACKOFF: dict[str, Any] = {"backoff_base": 0.02, "max_elapsed": 30.0}

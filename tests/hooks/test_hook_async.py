@@ -16,9 +16,10 @@ from ntropy_provider.exceptions import (
     NtropyNotReadyError,
     NtropyValidationError,
 )
-from ntropy_provider.hooks import _async
-from ntropy_provider.hooks._retry import RetryEvent
-from ntropy_provider.hooks.ntropy import NtropyAsyncHook, NtropyHook
+from ntropy_provider.hooks import ntropy_async
+from ntropy_provider.hooks.ntropy import NtropyHook
+from ntropy_provider.hooks.ntropy_async import NtropyAsyncHook
+from ntropy_provider.hooks.retry_policy import RetryEvent
 
 
 @pytest.fixture
@@ -181,13 +182,13 @@ async def test_results_are_decoded_off_the_event_loop(
 ) -> None:
     # A full batch's results are tens of MB of JSON: decoding them on the loop would stall every trigger.
     decoded_in: list[threading.Thread] = []
-    real_parse = _async.parse_batch_result
+    real_parse = ntropy_async.parse_batch_result
 
     def recording_parse(body: bytes):
         decoded_in.append(threading.current_thread())
         return real_parse(body)
 
-    monkeypatch.setattr(_async, "parse_batch_result", recording_parse)
+    monkeypatch.setattr(ntropy_async, "parse_batch_result", recording_parse)
     async with async_hook as hook:
         batch = await hook.create_batch(make_rows(3))
         await _until_ended(hook, batch.id)

@@ -16,7 +16,7 @@ from ntropy_provider.exceptions import (
     NtropyTimeoutError,
     NtropyValidationError,
 )
-from ntropy_provider.hooks import _api
+from ntropy_provider.hooks import calls
 from ntropy_provider.hooks.ntropy import NtropyHook
 
 
@@ -122,8 +122,8 @@ def test_a_cursor_that_repeats_ends_the_walk_instead_of_looping(
 ) -> None:
     # A server (or proxy) that hands back the same next_cursor would make list_batches loop for ever.
     hook.create_batch(make_rows(1))
-    real_parse_page = _api.parse_page
-    monkeypatch.setattr(_api, "parse_page", lambda body: (real_parse_page(body)[0], "1"))
+    real_parse_page = calls.parse_page
+    monkeypatch.setattr(calls, "parse_page", lambda body: (real_parse_page(body)[0], "1"))
     with pytest.raises(NtropyError, match="paging cursor '1' of /v3/batches a second time"):
         list(hook.list_batches())
 

@@ -10,8 +10,9 @@ import pytest
 from ntropy_provider import get_provider_info
 from ntropy_provider.api.wire import REGION_BASE_URLS
 from ntropy_provider.exceptions import NtropyNotFoundError
-from ntropy_provider.hooks._connection import parse_connection, resolve_base_url
-from ntropy_provider.hooks.ntropy import NtropyAsyncHook, NtropyHook
+from ntropy_provider.hooks.connection import RequestOptions, parse_connection, resolve_base_url
+from ntropy_provider.hooks.ntropy import NtropyHook
+from ntropy_provider.hooks.ntropy_async import NtropyAsyncHook
 
 KEY = "conn-test-key-5f2e9a"
 
@@ -89,7 +90,7 @@ def test_extras_legacy_names_and_overrides() -> None:
         schema=None,
         password=KEY,
         extras={"extra__ntropy__region": "eu", "max_attempts": "4", "timeout": "30", "retry_after_cap": ""},
-        overrides={"max_attempts": 7, "connect_timeout": 2},
+        options=RequestOptions(max_attempts=7, connect_timeout=2),
     )
     assert settings.base_url == REGION_BASE_URLS["eu"]
     assert settings.retry.max_attempts == 7
@@ -199,3 +200,17 @@ def test_every_request_sends_and_logs_a_fresh_request_id(
     assert len(ids) == 4 and len(set(ids)) == 4  # every request logged, each with a fresh id
     assert all(len(i) == 32 for i in ids)
     assert info.value.request_id == ids[-1]  # the error quotes the id of its request
+
+
+def test_request_options_one_value_for_both_hooks_and_the_extras(ntropy_connection) -> None:
+    # The seven retry/timeout settings are one RequestOptions: given as a value, or by name (which
+    # wins), to either hook; the connection's extras fill in the rest.
+    options = RequestOptions(max_attempts=4, timeout=20, backoff_max=3)
+    sync = NtropyHook(ntropy_connection, options=options, max_attempts=6)
+    assert sync.options == RequestOptions(max_attempts=6, timeout=20, backoff_max=3)
+    assert (sync.settings.retry.max_attempts, sync.settings.timeout) == (6, 20.0)
+    assert sync.settings.retry.backoff_max == 3.0
+    async_hook = NtropyAsyncHook(ntropy_connection, options=options, connect_timeout=2)
+    assert async_hook.options == RequestOptions(max_attempts=4, timeout=20, backoff_max=3, connect_timeout=2)
+    with pytest.raises(TypeError, match="unknown arguments max_attempt"):
+        NtropyAsyncHook(ntropy_connection, max_attempt=3)

@@ -14,14 +14,14 @@ from ntropy_provider.exceptions import (
     NtropyError,
     NtropyNotFoundError,
     NtropyNotReadyError,
-    NtropyQuotaError,
+    NtropyOutOfCreditsError,
     NtropyRateLimitError,
     NtropyServerError,
     NtropyValidationError,
     error_class_for_status,
     parse_item_errors,
 )
-from ntropy_provider.hooks._http import error_for_answer
+from ntropy_provider.hooks.exchange import error_for_answer
 
 RID = "0123456789abcdef0123456789abcdef"
 
@@ -35,7 +35,7 @@ RID = "0123456789abcdef0123456789abcdef"
         (404, NtropyNotFoundError),
         (409, NtropyNotReadyError),
         (422, NtropyValidationError),
-        (423, NtropyQuotaError),
+        (423, NtropyOutOfCreditsError),
         (429, NtropyRateLimitError),
         (500, NtropyServerError),
         (503, NtropyServerError),

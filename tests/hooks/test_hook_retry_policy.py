@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from ntropy_provider.hooks._retry import Attempts, RetryPolicy, is_retryable, parse_retry_after
+from ntropy_provider.hooks.retry_policy import Attempts, RetryPolicy, is_retryable, parse_retry_after
 
 
 def _always(value: float):
@@ -102,7 +102,7 @@ def test_policy_from_settings_later_sources_win_and_bad_values_are_named() -> No
 
 def test_attempts_give_a_fresh_request_id_each_time_and_report_the_wait() -> None:
     ids = iter(f"{n:032x}" for n in itertools.count(1))
-    clock = iter([0.0, 1.0, 2.0]).__next__
+    clock = iter([0.0, 1.0, 2.0, 3.0]).__next__
     attempts = Attempts(
         "POST", "/v3/batches", RetryPolicy(max_attempts=2), new_request_id=lambda: next(ids), clock=clock
     )
@@ -112,7 +112,10 @@ def test_attempts_give_a_fresh_request_id_each_time_and_report_the_wait() -> Non
     assert (event.attempt, event.wait, event.status, event.request_id) == (1, 3.0, 429, first)
     second = attempts.begin()
     assert second != first and len(second) == 32
-    assert attempts.failed(status=429, retry_after="3", reason="HTTP 429") is None  # budget: 2 attempts
+    # The 429 spent no budget: of max_attempts=2, two 503s still get one retry, not none.
+    assert attempts.failed(status=503, retry_after=None, reason="HTTP 503") is not None
+    attempts.begin()
+    assert attempts.failed(status=503, retry_after=None, reason="HTTP 503") is None  # budget: 2 failures
 
 
 def test_backoff_min_never_lifts_a_wait_above_the_ceiling() -> None:
@@ -122,7 +125,7 @@ def test_backoff_min_never_lifts_a_wait_above_the_ceiling() -> None:
 
 
 def test_a_post_is_repeated_only_when_the_server_certainly_did_not_act() -> None:
-    from ntropy_provider.hooks._retry import may_repeat
+    from ntropy_provider.hooks.retry_policy import may_repeat
 
     assert may_repeat("POST", 429, reached_server=True)
     assert may_repeat("POST", 503, reached_server=True)

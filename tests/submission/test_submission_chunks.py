@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import orjson
 import pytest
 
-from ntropy_provider.hooks._http import batch_body
+from ntropy_provider.hooks.calls import batch_body
 from ntropy_provider.submission.chunks import iter_chunks
 
 

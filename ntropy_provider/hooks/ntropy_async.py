@@ -1,6 +1,8 @@
 """The async hook for the Ntropy API, for triggers: aiohttp, and nothing that blocks the event loop.
 
-Import it from :mod:`ntropy_provider.hooks.ntropy`.
+Its I/O loop only sends, reads and sleeps (``asyncio.sleep``); every decision is the exchange's
+(:mod:`ntropy_provider.hooks.exchange`), shared with the sync
+:class:`~ntropy_provider.hooks.ntropy.NtropyHook`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any, TypeVar
 import aiohttp
 from airflow.sdk import BaseHook
 
+from ntropy_provider.api.limits import ApiLimits
 from ntropy_provider.api.models import Batch, BatchResult
 from ntropy_provider.api.wire import (
     BATCHES_PATH,
@@ -21,23 +24,24 @@ from ntropy_provider.api.wire import (
     TRANSACTIONS_OPERATION,
     BatchStatus,
 )
-from ntropy_provider.hooks._api import (
+from ntropy_provider.hooks.calls import (
     Call,
-    Exchange,
-    RetryCallback,
-    amask,
     batch_results_call,
     check_cursor,
     create_batch_call,
     get_batch_call,
     list_page_call,
     list_params,
-    overrides,
     parse_batch_result,
-    settings_from_connection,
 )
-from ntropy_provider.hooks._connection import CONN_TYPE, DEFAULT_CONN_ID, NtropyConnectionSettings
-from ntropy_provider.hooks._http import base_headers
+from ntropy_provider.hooks.connection import (
+    CONN_TYPE,
+    DEFAULT_CONN_ID,
+    NtropyConnectionSettings,
+    RequestOptions,
+    settings_from_airflow_connection,
+)
+from ntropy_provider.hooks.exchange import Exchange, RetryCallback, amask, base_headers
 
 #: Transport failures worth another attempt (no answer, or a truncated one).
 _TRANSPORT_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError)
@@ -54,21 +58,17 @@ class NtropyAsyncHook(BaseHook):
     """The batch calls of :class:`NtropyHook`, on aiohttp, for triggers: nothing here blocks the loop.
 
     The connection is read with ``await BaseHook.aget_connection``; retries follow the same
-    :class:`~ntropy_provider.hooks._retry.RetryPolicy` as the sync hook, waiting with ``asyncio.sleep``.
+    :class:`~ntropy_provider.hooks.retry_policy.RetryPolicy` as the sync hook, waiting with ``asyncio.sleep``.
     Use it as ``async with NtropyAsyncHook() as hook:`` to share one HTTP session between calls;
     without ``async with`` each call opens and closes its own.
     (Not an ``HttpAsyncHook``: that hook's fixed-wait tenacity retries ignore ``Retry-After`` and it
     turns every connection extra into a header.)
 
     :param ntropy_conn_id: the ``ntropy`` connection to use.
-    :param max_attempts: retry budget: most requests per call.
-    :param max_elapsed: retry budget: most seconds spent retrying one call.
-    :param retry_after_cap: the longest ``Retry-After`` honoured, in seconds.
-    :param backoff_base: the first backoff's upper bound, in seconds.
-    :param backoff_max: the longest backoff, in seconds.
-    :param timeout: seconds to wait for an answer.
-    :param connect_timeout: seconds to wait for a TCP connection.
-    :param on_retry: called with a :class:`~ntropy_provider.hooks._retry.RetryEvent` before each wait.
+    :param options: retry and timeout settings that win over the connection's extras.
+    :param on_retry: called with a :class:`~ntropy_provider.hooks.retry_policy.RetryEvent` before each wait.
+    :param settings: any field of :class:`~ntropy_provider.hooks.connection.RequestOptions` by name
+        (``max_attempts=3``), winning over ``options``.
     """
 
     conn_name_attr = "ntropy_conn_id"
@@ -80,27 +80,16 @@ class NtropyAsyncHook(BaseHook):
         self,
         ntropy_conn_id: str = default_conn_name,
         *,
-        max_attempts: int | None = None,
-        max_elapsed: float | None = None,
-        retry_after_cap: float | None = None,
-        backoff_base: float | None = None,
-        backoff_max: float | None = None,
-        timeout: float | None = None,
-        connect_timeout: float | None = None,
+        options: RequestOptions | None = None,
         on_retry: RetryCallback | None = None,
+        **settings: Any,
     ) -> None:
         super().__init__()
         self.ntropy_conn_id = ntropy_conn_id
         self.on_retry = on_retry
-        self._overrides = overrides(
-            max_attempts=max_attempts,
-            max_elapsed=max_elapsed,
-            retry_after_cap=retry_after_cap,
-            backoff_base=backoff_base,
-            backoff_max=backoff_max,
-            timeout=timeout,
-            connect_timeout=connect_timeout,
-        )
+        self.options = RequestOptions.take(settings, options)
+        if settings:
+            raise TypeError(f"{type(self).__name__}: unknown arguments {', '.join(sorted(settings))}")
         self._settings: NtropyConnectionSettings | None = None
         self._session: aiohttp.ClientSession | None = None
         self._entered = 0
@@ -113,10 +102,36 @@ class NtropyAsyncHook(BaseHook):
         if self._settings is None:
             conn = await BaseHook.aget_connection(self.ntropy_conn_id)
             extras = await conn.aextra_dejson() if hasattr(conn, "aextra_dejson") else conn.extra_dejson
-            settings = settings_from_connection(conn, extras, self.ntropy_conn_id, self._overrides)
+            settings = settings_from_airflow_connection(conn, extras, self.ntropy_conn_id, self.options)
             await amask(settings.api_key)
             self._settings = settings
         return self._settings
+
+    def _read_settings(self, what: str) -> NtropyConnectionSettings:
+        if self._settings is None:
+            # Reading the connection here would block the event loop: it is read by ``async with`` or
+            # ``await hook.get_settings()``.
+            raise RuntimeError(
+                f"{type(self).__name__}.{what}: the connection {self.ntropy_conn_id!r} is not read yet; "
+                "use `async with hook:` or `await hook.get_settings()` first"
+            )
+        return self._settings
+
+    @property
+    def api_limits(self) -> ApiLimits:
+        """The API key's limits from the connection's extras (readable once the connection was read).
+
+        :raises RuntimeError: before ``async with`` or ``await get_settings()``.
+        """
+        return self._read_settings("api_limits").api_limits
+
+    @property
+    def max_credits(self) -> int | None:
+        """The most credits one task may spend (``max_credits`` extra), ``None`` for no ceiling.
+
+        :raises RuntimeError: before ``async with`` or ``await get_settings()``.
+        """
+        return self._read_settings("max_credits").max_credits
 
     def _new_session(self, settings: NtropyConnectionSettings) -> aiohttp.ClientSession:
         return aiohttp.ClientSession(

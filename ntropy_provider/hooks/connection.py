@@ -5,21 +5,31 @@
 * host (optional): overrides the region. Either a full URL (``http://127.0.0.1:8900``) or a host name
   with the port and schema (``http``/``https``) fields; a loopback host without schema means ``http``
   (the local emulator speaks plain HTTP), any other host ``https``.
-* extras ``timeout``, ``connect_timeout`` (seconds) and the retry budget (:data:`POLICY_EXTRAS`).
+* extras ``timeout``, ``connect_timeout`` (seconds) and the retry budget (:data:`POLICY_EXTRAS`); the
+  seven of them a hook also accepts as arguments are one :class:`RequestOptions` value.
+* extras ``max_open_batches``, ``credit_capacity``, ``credit_refill_per_second``: the API key's limits
+  (:class:`~ntropy_provider.api.limits.ApiLimits`, documented defaults), and ``max_credits``: a
+  deployment-wide ceiling of credits one task may spend (absent: none).
+
+This module is the home of the connection type's name and of the default connection id; it imports
+nothing but the standard library and :mod:`ntropy_provider.api`, so that Airflow's configuration loading
+(see :mod:`ntropy_provider.webhooks.provider_config`) can read it.
 
 Extras are looked up under their plain name and under Airflow's legacy ``extra__ntropy__<name>``.
 """
 
 from __future__ import annotations
 
-import ipaddress
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from ntropy_provider.api.limits import ApiLimits
 from ntropy_provider.api.wire import DEFAULT_REGION, REGION_BASE_URLS
-from ntropy_provider.hooks._retry import POLICY_EXTRAS, RetryPolicy
+from ntropy_provider.hooks.retry_policy import POLICY_EXTRAS, RetryPolicy
+from ntropy_provider.utils.net import is_loopback_host
 
 CONN_TYPE = "ntropy"
 DEFAULT_CONN_ID = "ntropy_default"
@@ -30,6 +40,7 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 
 _LEGACY_PREFIX = f"extra__{CONN_TYPE}__"
 _DEFAULT_POLICY = RetryPolicy()
+_DEFAULT_LIMITS = ApiLimits()
 
 #: The form fields stored in the connection's extras (Airflow's declarative ``conn-fields``).
 CONN_FIELDS: dict[str, dict[str, Any]] = {
@@ -59,6 +70,30 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "label": "Longest Retry-After honoured (seconds)",
         "description": "A 429's Retry-After above this is cut to it.",
         "schema": {"type": ["number", "null"], "minimum": 0, "default": _DEFAULT_POLICY.retry_after_cap},
+    },
+    "max_open_batches": {
+        "label": "Key limit: batches in progress",
+        "description": "Most enrichment batches in progress per API key (Ntropy's documented default).",
+        "schema": {"type": ["integer", "null"], "minimum": 1, "default": _DEFAULT_LIMITS.max_open_batches},
+    },
+    "credit_capacity": {
+        "label": "Key limit: credit bucket size",
+        "description": "Most credits the API key holds (one credit per transaction).",
+        "schema": {"type": ["integer", "null"], "minimum": 1, "default": _DEFAULT_LIMITS.credit_capacity},
+    },
+    "credit_refill_per_second": {
+        "label": "Key limit: credits refilled per second",
+        "description": "Credits added to the API key's bucket per second.",
+        "schema": {
+            "type": ["number", "null"],
+            "exclusiveMinimum": 0,
+            "default": _DEFAULT_LIMITS.credit_refill_per_second,
+        },
+    },
+    "max_credits": {
+        "label": "Most credits per task",
+        "description": "A deployment-wide ceiling of credits one task may spend; empty for none.",
+        "schema": {"type": ["integer", "null"], "minimum": 1},
     },
 }
 
@@ -104,6 +139,8 @@ class NtropyConnectionSettings:
     :param retry: the retry policy.
     :param timeout: seconds to wait for an answer.
     :param connect_timeout: seconds to wait for a TCP connection.
+    :param api_limits: the API key's limits (batches in progress, credit bucket).
+    :param max_credits: the most credits one task may spend, ``None`` for no ceiling.
     """
 
     base_url: str
@@ -111,6 +148,51 @@ class NtropyConnectionSettings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     timeout: float = DEFAULT_TIMEOUT
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    api_limits: ApiLimits = field(default_factory=ApiLimits)
+    max_credits: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestOptions:
+    """The retry and timeout settings a hook takes as arguments, which win over the connection's extras.
+
+    Every field is ``None`` when not given (the connection's extra, else the default, applies).
+
+    :param timeout: seconds to wait for an answer.
+    :param connect_timeout: seconds to wait for a TCP connection.
+    :param max_attempts: retry budget: most requests per call that failed (a 429 does not count).
+    :param max_elapsed: retry budget: most seconds spent retrying one call (429 waits included).
+    :param retry_after_cap: the longest ``Retry-After`` honoured, in seconds.
+    :param backoff_base: the first backoff's upper bound, in seconds (doubling on every retry).
+    :param backoff_max: the longest backoff, in seconds.
+    """
+
+    timeout: float | None = None
+    connect_timeout: float | None = None
+    max_attempts: int | None = None
+    max_elapsed: float | None = None
+    retry_after_cap: float | None = None
+    backoff_base: float | None = None
+    backoff_max: float | None = None
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The settings' names, which are also their connection extras' names."""
+        return tuple(spec.name for spec in dataclasses.fields(cls))
+
+    @classmethod
+    def take(cls, kwargs: MutableMapping[str, Any], options: RequestOptions | None = None) -> RequestOptions:
+        """Options from a hook's keyword arguments (removed from ``kwargs``), over ``options``.
+
+        :param kwargs: the hook's keyword arguments; the settings named here are taken out of it.
+        :param options: options given as one value, if any.
+        """
+        given = {name: kwargs.pop(name) for name in cls.names() if name in kwargs}
+        return dataclasses.replace(options or cls(), **{k: v for k, v in given.items() if v is not None})
+
+    def given(self) -> dict[str, Any]:
+        """The settings that were given (not ``None``)."""
+        return {name: getattr(self, name) for name in self.names() if getattr(self, name) is not None}
 
 
 def extra_value(extras: Mapping[str, Any], name: str) -> Any:
@@ -124,15 +206,6 @@ def extra_value(extras: Mapping[str, Any], name: str) -> Any:
         if value not in (None, ""):
             return value
     return None
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def resolve_base_url(
@@ -189,11 +262,31 @@ def resolve_base_url(
         ) from None
     if not parts.hostname:
         raise ValueError(f"Connection {conn_id!r}: host: expected a host name, got {host!r}")
-    scheme = (schema or "").strip().lower() or ("http" if _is_loopback(parts.hostname) else "https")
+    scheme = (schema or "").strip().lower() or ("http" if is_loopback_host(parts.hostname) else "https")
     if scheme not in ("http", "https"):
         raise ValueError(f"Connection {conn_id!r}: schema: expected 'http' or 'https', got {schema!r}")
     netloc = f"{parts.netloc}:{port}" if port and host_port is None else parts.netloc
     return f"{scheme}://{netloc}{parts.path}".rstrip("/")
+
+
+def _max_credits(extras: Mapping[str, Any], conn_id: str) -> int | None:
+    raw = extra_value(extras, "max_credits")
+    if raw is None:
+        return None
+    try:
+        value = float(raw) if isinstance(raw, str) else raw
+        ok = not isinstance(value, bool) and float(value).is_integer() and value >= 1
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"Connection {conn_id!r}: extra max_credits: expected an integer >= 1, got {raw!r}")
+    return int(value)
+
+
+def _api_limits(extras: Mapping[str, Any], conn_id: str) -> ApiLimits:
+    names = [spec.name for spec in dataclasses.fields(ApiLimits)]
+    plain = {name: value for name in names if (value := extra_value(extras, name)) is not None}
+    return ApiLimits.from_extras(plain, where=f"Connection {conn_id!r}: extra")
 
 
 def _positive_float(extras: Mapping[str, Any], name: str, default: float, conn_id: str) -> float:
@@ -217,7 +310,7 @@ def parse_connection(
     schema: str | None,
     password: str | None,
     extras: Mapping[str, Any],
-    overrides: Mapping[str, Any] | None = None,
+    options: RequestOptions | None = None,
 ) -> NtropyConnectionSettings:
     """Read an ``ntropy`` connection's fields into settings.
 
@@ -227,16 +320,16 @@ def parse_connection(
     :param schema: the schema field.
     :param password: the password field: the API key.
     :param extras: the connection's extras (decoded).
-    :param overrides: settings given to the hook's constructor (``timeout``, ``connect_timeout``, the
-        retry budget); they win over the extras.
-    :raises ValueError: naming the field whose value is missing or not usable (never showing the key).
+    :param options: settings given to the hook's constructor; they win over the extras.
+    :raises ValueError: naming the connection and the field or extra whose value is missing or not usable
+        (never showing the key).
     """
     if not password:
         raise ValueError(
             f"Connection {conn_id!r} has no API key: put the Ntropy API key in its password field"
         )
-    merged = {name: extra_value(extras, name) for name in (*POLICY_EXTRAS, "timeout", "connect_timeout")}
-    merged.update({name: value for name, value in (overrides or {}).items() if value is not None})
+    merged = {name: extra_value(extras, name) for name in (*POLICY_EXTRAS, *RequestOptions.names())}
+    merged.update((options or RequestOptions()).given())
     try:
         retry = RetryPolicy.from_settings(merged)
     except ValueError as err:
@@ -249,4 +342,27 @@ def parse_connection(
         retry=retry,
         timeout=_positive_float(merged, "timeout", DEFAULT_TIMEOUT, conn_id),
         connect_timeout=_positive_float(merged, "connect_timeout", DEFAULT_CONNECT_TIMEOUT, conn_id),
+        api_limits=_api_limits(extras, conn_id),
+        max_credits=_max_credits(extras, conn_id),
+    )
+
+
+def settings_from_airflow_connection(
+    conn: Any, extras: Mapping[str, Any], conn_id: str, options: RequestOptions | None
+) -> NtropyConnectionSettings:
+    """Read an Airflow ``Connection`` into settings (both hooks; the async one decodes extras itself).
+
+    :param conn: the Airflow ``Connection``.
+    :param extras: its decoded extras.
+    :param conn_id: its id, for error messages.
+    :param options: the hook's constructor settings.
+    """
+    return parse_connection(
+        conn_id=conn_id,
+        host=conn.host,
+        port=conn.port,
+        schema=conn.schema,
+        password=conn.password,
+        extras=extras,
+        options=options,
     )

@@ -2,12 +2,15 @@
 
 What is retried, and how long to wait:
 
-* ``429``: the ``Retry-After`` the server sent (capped by ``retry_after_cap``), or the backoff when the
-  header is missing or unreadable.
+* ``429`` means "not yet" (a rate limit or the credit bucket, nothing was processed): wait the
+  ``Retry-After`` the server sent (capped by ``retry_after_cap``), or, when the header is missing or
+  unreadable (older docs: the quota is used up), the normal backoff, counted over the 429s in a row.
+  A 429 never spends the failure budget (``max_attempts``); only ``max_elapsed`` bounds it.
 * ``500``, ``502``, ``503``, ``504`` and connection errors/timeouts: exponential backoff with full jitter,
   ``uniform(0, ceiling)`` with ``ceiling = min(backoff_max, backoff_base * 2 ** (retry - 1))``, never
-  below ``min(backoff_min, ceiling)``.
-* anything else: never (a 4xx will not get better by asking again).
+  below ``min(backoff_min, ceiling)``; each spends one of ``max_attempts``.
+* anything else: never (a 4xx will not get better by asking again; ``423``, out of credits, is a billing
+  state that only a person can change).
 
 A ``POST`` creates something (a batch, a holder, a webhook): repeating one that the server may have
 processed would create it twice (a paid duplicate batch the caller never hears of). So a ``POST`` is
@@ -15,9 +18,10 @@ retried only when the server certainly did not act on it: after a ``429`` or ``5
 failure to connect. A dropped connection, a read timeout or another 5xx ends the call at once
 (:func:`may_repeat`); the SubmitBatchOperator reconciles such a chunk on its next try.
 
-The budget is spent when ``max_attempts`` requests were made or when the next wait would end more than
-``max_elapsed`` seconds after the first request started. The policy only decides; the hooks sleep
-(``time.sleep`` or ``asyncio.sleep``), which keeps the decisions testable without a clock.
+The budget is spent when ``max_attempts`` requests failed (429s not counted) or when the next wait would
+end more than ``max_elapsed`` seconds after the first request started, so that a call never waits for
+ever. The policy only decides; the hooks sleep (``time.sleep`` or ``asyncio.sleep``), which keeps the
+decisions testable without a clock.
 """
 
 from __future__ import annotations
@@ -36,16 +40,6 @@ RETRYABLE_SERVER_STATUSES: frozenset[int] = frozenset({500, 502, 503, 504})
 RATE_LIMITED_STATUS = 429
 #: Answers after which even a POST may be repeated: the server says it did not process the request.
 POST_REPEATABLE_STATUSES: frozenset[int] = frozenset({429, 503})
-
-#: Connection extras (and constructor arguments) that tune the policy, with the type each expects.
-POLICY_EXTRAS: dict[str, type] = {
-    "max_attempts": int,
-    "max_elapsed": float,
-    "backoff_base": float,
-    "backoff_min": float,
-    "backoff_max": float,
-    "retry_after_cap": float,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,13 +117,17 @@ class RetryPolicy:
     ) -> float | None:
         """How long to wait before the next attempt, or ``None`` to give up.
 
-        :param attempt: how many requests were made so far for this call (1 after the first).
+        :param attempt: for a 429, how many 429s came in a row (it only sizes the backoff when no
+            ``Retry-After`` came: a 429 spends no budget); otherwise how many requests of this call failed
+            (1 after the first).
         :param elapsed: seconds since the first request started.
         :param status: the HTTP status of the last answer, ``None`` for a connection error or timeout.
         :param retry_after: the ``Retry-After`` header of the last answer, if any.
         :param rand: a source of uniform numbers in [0, 1) (injectable for tests).
         """
-        if not is_retryable(status) or attempt >= self.max_attempts:
+        if not is_retryable(status):
+            return None
+        if status != RATE_LIMITED_STATUS and attempt >= self.max_attempts:
             return None
         wait: float | None = None
         if status == RATE_LIMITED_STATUS:
@@ -141,6 +139,10 @@ class RetryPolicy:
         if elapsed + wait > self.max_elapsed:
             return None
         return wait
+
+
+#: Connection extras that tune the policy (its fields), with the type each expects (its default's).
+POLICY_EXTRAS: dict[str, type] = {spec.name: type(spec.default) for spec in dataclasses.fields(RetryPolicy)}
 
 
 def is_retryable(status: int | None) -> bool:
@@ -199,6 +201,7 @@ class RetryEvent:
     :param path: the API path, e.g. ``/v3/batches``.
     :param attempt: how many requests were made so far for this call.
     :param status: the status of the failed answer, ``None`` for a connection error or timeout.
+        A ``429`` spends no budget: see :attr:`rate_limited`.
     :param wait: seconds the hook waits before the next attempt.
     :param request_id: the ``X-Request-ID`` of the failed request.
     :param reason: a short description of the failure.
@@ -211,6 +214,11 @@ class RetryEvent:
     wait: float
     request_id: str
     reason: str
+
+    @property
+    def rate_limited(self) -> bool:
+        """Whether the API said "not yet" (429): a wait that spends no failure budget."""
+        return self.status == RATE_LIMITED_STATUS
 
 
 class Attempts:
@@ -238,12 +246,21 @@ class Attempts:
         self.path = path
         self.policy = policy
         self.count = 0
+        #: Failed requests that spend the budget (everything but 429).
+        self.failures = 0
+        #: 429 answers in a row (sizes the backoff of a 429 without ``Retry-After``).
+        self.rate_limited_in_a_row = 0
         self.request_id = ""
         #: Whether the last failure ended the call because repeating it might create something twice.
         self.unsafe_to_repeat = False
         self._clock = clock
         self._new_request_id = new_request_id
         self._started = clock()
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the call's first request started."""
+        return self._clock() - self._started
 
     def begin(self) -> str:
         """Start an attempt.
@@ -268,8 +285,15 @@ class Attempts:
         self.unsafe_to_repeat = not may_repeat(self.method, status, reached_server=reached_server)
         if self.unsafe_to_repeat:
             return None
+        if status == RATE_LIMITED_STATUS:
+            self.rate_limited_in_a_row += 1
+            counted = self.rate_limited_in_a_row
+        else:
+            self.rate_limited_in_a_row = 0
+            self.failures += 1
+            counted = self.failures
         wait = self.policy.delay(
-            attempt=self.count, elapsed=self._clock() - self._started, status=status, retry_after=retry_after
+            attempt=counted, elapsed=self.elapsed, status=status, retry_after=retry_after
         )
         if wait is None:
             return None
