@@ -122,7 +122,10 @@ class HookBatches:
         for batch_id in batch_ids:
             batch = processing.get(batch_id)
             if batch is None and batch_id in fresh:
-                batch = self.hook.get_batch(batch_id)
+                try:
+                    batch = self.hook.get_batch(batch_id)
+                except TRANSIENT_ERRORS:
+                    continue  # not seen this time: it stays open until a later poll
             seen[batch_id] = batch
         return seen
 
@@ -488,7 +491,7 @@ class SubmissionWindow:
             seen = self.api.poll(ids, self._fresh)
         except TRANSIENT_ERRORS as err:
             self.log.warning("Transient error polling the open batches (%s: %s)", type(err).__name__, err)
-            self._schedule_poll(WINDOW_POLL_MAX)
+            self._schedule_poll(None)  # look again soon, backing off while the errors last
             return
         now = self.clock()
         ended = 0
@@ -511,12 +514,13 @@ class SubmissionWindow:
         soonest = min(etas) if etas else None
         if ended:
             self._log_progress("", force=True)
+            self._poll_interval = WINDOW_POLL_MIN  # things move: no backing off
         self._schedule_poll(None if soonest is None else soonest + WINDOW_POLL_MIN / 2)
 
     def _schedule_poll(self, after: float | None) -> None:
         if after is None:  # no estimate yet: look again soon, a little later each time
-            self._poll_interval = min(WINDOW_POLL_MAX, self._poll_interval * 1.5)
             after = self._poll_interval
+            self._poll_interval = min(WINDOW_POLL_MAX, self._poll_interval * 1.5)
         else:
             self._poll_interval = WINDOW_POLL_MIN
         self._next_poll = self.clock() + max(WINDOW_POLL_MIN, min(WINDOW_POLL_MAX, after))

@@ -80,7 +80,7 @@ class SubmissionWindowTrigger(BaseTrigger):
         )
 
     def _make_hook(self) -> Any:
-        from ntropy_provider.hooks.ntropy import NtropyAsyncHook
+        from ntropy_provider.hooks.ntropy_async import NtropyAsyncHook
 
         return NtropyAsyncHook(ntropy_conn_id=self.ntropy_conn_id)
 
