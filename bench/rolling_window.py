@@ -315,6 +315,7 @@ def _run(strategy: str, n: int, scale: float, input_path: str) -> dict[str, Any]
         created=stats["batches_created"],
         submitted=stats["transactions_submitted"],
         max_open=stats.get("max_open_batches_seen"),
+        causes={k: v for k, v in stats["rate_limited"].items() if v},
     )
     return result
 
@@ -364,6 +365,8 @@ def main() -> None:
         print(f"{name:18}" + "".join(f"{v:>14}" for v in values))
         if r["submitted"] != args.rows or r["created"] != math.ceil(args.rows / CHUNK_SIZE):
             print(f"  !! {name}: {r['created']} batches, {r['submitted']:,} rows on the server")
+        if r["causes"]:
+            print(f"  {name}: 429s by cause {r['causes']}; most batches in progress {r['max_open']}")
         if r.get("errors"):
             print(f"  {name}: {len(r['errors'])} error(s) escaped the submission: {sorted(set(r['errors']))}")
     window = results.get("window")

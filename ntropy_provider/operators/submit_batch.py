@@ -352,6 +352,11 @@ class SubmitBatchOperator(BaseOperator):
             total_rows=plan.valid,
             total_chunks=len(plan.chunks),
         )
+        if pausable and self.deferrable:
+            # Deferred while credits refill, wake for a burst of chunks, early enough that the bucket
+            # is not yet full when the task is back (a deferral costs about min_defer_wait).
+            margin = limits.credit_refill_per_second * self.min_defer_wait
+            window.burst_credits = max(self.chunk_size, int(limits.credit_capacity - margin))
         window.chunks_sent = sum(1 for s in states.values() if s.batch_id)
         window.stats.rows_sent = sum(s.size for s in states.values() if s.batch_id)
         # Batches sent before (an earlier window or try) hold slots until they are seen ending.
@@ -411,7 +416,8 @@ class SubmitBatchOperator(BaseOperator):
         )
         self.defer(
             trigger=SubmissionWindowTrigger(
-                batch_ids=outcome.open_batch_ids,
+                # Waiting for credits, a batch ending frees a slot that is not what the chunk waits for.
+                batch_ids=[] if wake_at else outcome.open_batch_ids,
                 ntropy_conn_id=self.ntropy_conn_id,
                 wake_at=wake_at,
                 deadline=deadline,

@@ -237,6 +237,8 @@ class SubmissionWindow:
         self._last_log = -math.inf
         self._rates: collections.deque[float] = collections.deque(maxlen=8)
         self._fresh: set[str] = set()
+        #: Credits a caller that defers while credits refill waits for (``None``: the next chunk's).
+        self.burst_credits: int | None = None
 
     # ------------------------------------------------------------------------------------------
     # What the caller tells the window
@@ -338,7 +340,9 @@ class SubmissionWindow:
                     outcome.paused_at = upcoming.index
                     outcome.waiting_for = waiting_for
                     outcome.wake_in = expected
-                    outcome.credit_wait = self._credit_wait(upcoming.size)
+                    outcome.credit_wait = (
+                        expected if waiting_for == WAIT_CREDITS else self._credit_wait(upcoming.size)
+                    )
                     self._log_progress(waiting_for, force=True)
                     break
                 self._check_deadline(upcoming, waiting_for)
@@ -363,7 +367,14 @@ class SubmissionWindow:
     # Deciding and waiting
     # ------------------------------------------------------------------------------------------
     def _expected_wait(self, pause_for: float, waiting_for: str) -> float | None:
-        """Seconds the next chunk is expected to wait; ``None`` while a slot's wait cannot be told yet."""
+        """Seconds the next chunk is expected to wait; ``None`` while a slot's wait cannot be told yet.
+
+        Waiting for credits, a deferring caller waits for a burst (:attr:`burst_credits`): sending one
+        chunk per refill would wake it for every chunk; a burst loses no throughput as long as it is
+        sent before the bucket is full.
+        """
+        if waiting_for == WAIT_CREDITS and self.burst_credits:
+            return max(pause_for, self._credit_wait(self.burst_credits))
         if waiting_for != WAIT_SLOT:
             return pause_for
         rate = sorted(self._rates)[len(self._rates) // 2] if self._rates else None
