@@ -59,17 +59,38 @@ class CreditEstimate:
         """
         return max(0.0, (min(credits, self.capacity) - self.level()) / self.refill)
 
-    def take(self, credits: int) -> None:
+    def take(self, credits: int) -> float:
         """Count credits spent by a POST (the level may go below zero: it is an estimate).
 
         :param credits: the transactions sent.
+        :return: the level before, for :meth:`charged`.
         """
-        self._level = self.level() - credits
+        before = self.level()
+        self._level = before - credits
+        return before
 
-    def drain(self) -> None:
-        """The server said the credits are short: someone else spends them; start from empty."""
+    def charged(self, level_before: float, seconds_in_flight: float) -> None:
+        """A POST was answered: the server charged it somewhere during its flight, not when it was sent.
+
+        A bucket that was nearly full when the POST left kept overflowing (losing refill) until the
+        server charged it, while this estimate, charged at sending, counted that refill: take it back,
+        assuming the latest charge (the answer's time), so that the estimate errs on the safe side.
+
+        :param level_before: what :meth:`take` returned.
+        :param seconds_in_flight: seconds from sending to the answer.
+        """
+        lost = level_before + seconds_in_flight * self.refill - self.capacity
+        if lost > 0:
+            self._level = self.level() - lost
+
+    def drain(self, owed: int = 0) -> None:
+        """The server said the credits are short: someone else spends them; start from empty.
+
+        :param owed: credits of POSTs still in flight, which the server has yet to charge (the refused
+            one included: the hook sends it again).
+        """
         self.level()
-        self._level = min(self._level, 0.0)
+        self._level = min(self._level, -float(owed))
 
 
 class AdaptiveWindow:

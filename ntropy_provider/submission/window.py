@@ -237,6 +237,9 @@ class SubmissionWindow:
         self._last_log = -math.inf
         self._rates: collections.deque[float] = collections.deque(maxlen=8)
         self._fresh: set[str] = set()
+        self._in_flight_rows = 0
+        self._sent: dict[int, tuple[float, float]] = {}
+        self._unexplained_429s = 0
         #: Credits a caller that defers while credits refill waits for (``None``: the next chunk's).
         self.burst_credits: int | None = None
 
@@ -326,8 +329,9 @@ class SubmissionWindow:
                         errors.append(err)
                         break
                     if self.credits is not None:
-                        self.credits.take(upcoming.size)
+                        self._sent[upcoming.index] = (self.credits.take(upcoming.size), self.clock())
                     in_flight[executor.submit(self.api.post, upcoming.body)] = upcoming
+                    self._in_flight_rows = sum(c.size for c in in_flight.values())
                     upcoming = None
                     continue
                 expected = self._expected_wait(pause_for, waiting_for)
@@ -435,6 +439,10 @@ class SubmissionWindow:
     def _settle(self, done: Iterable[Future[Batch]], run: _Run) -> None:
         for future in list(done):
             chunk = run.in_flight.pop(future)
+            self._in_flight_rows = sum(c.size for c in run.in_flight.values())
+            sent = self._sent.pop(chunk.index, None)
+            if sent is not None and self.credits is not None:
+                self.credits.charged(sent[0], self.clock() - sent[1])
             self.stats.posts += 1
             try:
                 batch = future.result()
@@ -452,6 +460,7 @@ class SubmissionWindow:
                 run.errors.append(err)
                 continue
             run.outcome.batches[chunk.index] = batch
+            self._unexplained_429s = 0
             self.stats.created += 1
             self.stats.rows_sent += chunk.size
             self.chunks_sent += 1
@@ -476,9 +485,14 @@ class SubmissionWindow:
 
     def _rate_limited(self, reason: str) -> None:
         cause = rate_limit_cause(reason)
-        if cause in ("credits", "unknown") and self.credits is not None:
-            self.credits.drain()
-        if cause in ("batches", "unknown") and self.window is not None:
+        if cause == "unknown":
+            # Credits first (waiting for them is short); a second unexplained 429 before any POST is
+            # accepted means the credits were not it: the cap on batches in progress is full.
+            self._unexplained_429s += 1
+            cause = "credits" if self._unexplained_429s < 2 else "batches"
+        if cause == "credits" and self.credits is not None:
+            self.credits.drain(owed=self._in_flight_rows)
+        if cause == "batches" and self.window is not None:
             self.window.refused(self._open_count())
         if cause == "rate":
             self._not_before = max(self._not_before, self.clock() + DEFAULT_RATE_LIMIT_PAUSE)
