@@ -13,7 +13,10 @@ from disk (page cache) batch by batch:
   results, split on the error column, ``to_parquet`` both parts (zstd); also (b') the same per batch,
   one pair of files per batch, which bounds memory but still pays for Python objects;
 * (c) the floor: only parsing the bodies, with each parser available (``orjson``, ``msgspec``,
-  ``json``, Arrow's JSON reader with the results schema); the fastest counts.
+  ``json``, Arrow's JSON reader with the results schema); the fastest counts;
+* (a+) (a) on the same bodies where every result also carries fields the results schema does not know
+  (``recurrence`` on each ok result, ``confidence`` on each counterparty and intermediary): the path
+  that keeps them in ``extra_json``, for when the API adds a field before the schema knows it.
 
 Reported per measurement: wall time of the work (imports excluded; median of ``--repeat`` runs), peak RSS
 of the process and its growth during the work. Then the ratios a/b and a/c, and the peak RSS of (a) for
@@ -97,6 +100,32 @@ def ensure_data(cache: Path, batches: int = BATCHES) -> list[Path]:
             path.write_bytes(results.content)
             print(f"  {path.name}: {len(results.content) / 1e6:.1f} MB", flush=True)
     return files
+
+
+#: What (a+) adds to the bodies: a field on each ok result, one on each entity (ends with naics2017).
+UNKNOWN_FIELDS = (
+    (b'"error":null}', b'"error":null,"recurrence":{"type":"one off","group_id":"g-1"}}'),
+    (b'"naics2017":null}', b'"naics2017":null,"confidence":"high"}'),
+)
+
+
+def ensure_unknown_field_data(files: list[Path], cache: Path) -> list[Path]:
+    """The saved bodies with fields the results schema does not know added to every result (for (a+)).
+
+    :param files: the saved bodies.
+    :param cache: where the variants are kept (a sub-directory).
+    """
+    variants = []
+    (cache / "unknown-fields").mkdir(exist_ok=True)
+    for path in files:
+        variant = cache / "unknown-fields" / path.name
+        if not variant.exists():
+            raw = path.read_bytes()
+            for old, new in UNKNOWN_FIELDS:
+                raw = raw.replace(old, new)
+            variant.write_bytes(raw)
+        variants.append(variant)
+    return variants
 
 
 def bodies(files: list[Path], batches: int) -> Iterator[tuple[str, bytes]]:
@@ -214,8 +243,13 @@ def work_c_pyarrow(files: list[Path], batches: int, out: Path) -> int:
     return _parse_only(parse, files, batches)
 
 
+def work_a_unknown(files: list[Path], batches: int, out: Path) -> int:
+    return work_a(files, batches, out)
+
+
 WORKERS = {
     "a": work_a,
+    "a_unknown": work_a_unknown,
     "b": work_b,
     "b_batchwise": work_b_batchwise,
     "c_orjson": work_c_orjson,
@@ -226,6 +260,7 @@ WORKERS = {
 WORKER_COMMAND = [sys.executable, "-m", "bench.results_convert"]
 LABELS = {
     "a": "(a) ResultsToParquet conversion",
+    "a_unknown": "(a+) (a), unknown fields in every row",
     "b": "(b) pandas json_normalize",
     "b_batchwise": "(b') pandas, batch by batch",
     "c_orjson": "(c) parse only: orjson",
@@ -243,9 +278,11 @@ def worker(mode: str, cache: Path, batches: int) -> None:
     :param batches: how many bodies to process.
     """
     files = sorted(cache.glob("batch-*.json"))
+    if mode == "a_unknown":
+        files = sorted((cache / "unknown-fields").glob("batch-*.json"))
     function = WORKERS[mode]
     # Import what the work needs before measuring, so that the time and growth are the work's own.
-    if mode == "a":
+    if mode.startswith("a"):
         from ntropy_provider.utils.storage import as_storage_path
 
         # Airflow loads its plugins (hook lineage) on the first ObjectStoragePath.open() of a process: a
@@ -329,6 +366,7 @@ def main(argv: list[str] | None = None) -> int:
             cwd=Path(__file__).resolve().parent.parent,
         )
     files = ensure_data(args.cache)
+    ensure_unknown_field_data(files, args.cache)
     size = sum(f.stat().st_size for f in files) / 1e6
     print(f"{len(files)} results bodies, {len(files) * BATCH_ROWS:,} rows, {size:.0f} MB of JSON\n")
     print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
@@ -357,6 +395,11 @@ def main(argv: list[str] | None = None) -> int:
         f"CPU time: a/b {a['cpu'] / b['cpu']:.3f} ({b['cpu'] / a['cpu']:.1f}x less), "
         f"a/c {a['cpu'] / cpu_floor['cpu']:.3f} (floor: {LABELS[cpu_floor['mode']]})"
         "; CPU time is less sensitive than wall time to other load on the machine"
+    )
+    a_plus = results["a_unknown"]
+    print(
+        f"a+/a wall time  {a_plus['wall'] / a['wall']:.3f}, CPU time {a_plus['cpu'] / a['cpu']:.3f}  "
+        f"(the cost of keeping unknown fields in extra_json; a+/b wall {a_plus['wall'] / b['wall']:.3f})"
     )
     b2 = results["b_batchwise"]
     print(f"a/b' wall time  {a['wall'] / b2['wall']:.3f}  (pandas per batch, peak {b2['peak_mib']:.0f} MiB)")

@@ -7,8 +7,8 @@ import logging
 import os
 from typing import Any
 
+from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow.sdk import DAG, ObjectStoragePath, Param, task
-from airflow.sdk.exceptions import AirflowFailException
 
 from ntropy_provider.api.limits import DEFAULT_MAX_OPEN_BATCHES
 from ntropy_provider.landing import count_rows, ensure_account_holders_from_file, find_day_file

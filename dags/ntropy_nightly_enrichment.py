@@ -7,8 +7,9 @@ import logging
 import os
 from typing import Any
 
-from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Metadata, Param, chain, task
+from airflow.sdk import DAG, Asset, Metadata, Param, chain, task
 
+from ntropy_provider.compat import CronDataIntervalTimetable
 from ntropy_provider.landing import (
     count_rows,
     ensure_account_holders_from_file,

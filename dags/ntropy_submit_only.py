@@ -9,8 +9,9 @@ import datetime as dt
 import os
 from typing import Any
 
-from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
+from airflow.sdk import DAG, Param, task
 
+from ntropy_provider.compat import CronDataIntervalTimetable
 from ntropy_provider.io.transactions_source import INPUT_FORMATS
 from ntropy_provider.landing import require_day_file
 from ntropy_provider.operators.ensure_webhook import EnsureWebhookOperator

@@ -11,9 +11,11 @@ import logging
 import os
 from typing import Any
 
-from airflow.sdk import DAG, PartitionedAssetTimetable, task
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowFailException
+from airflow.sdk import DAG, task
 
+from ntropy_provider.api.models import check_batch_id
+from ntropy_provider.compat import partitioned_asset_timetable
 from ntropy_provider.operators.results_to_parquet import ResultsToParquetOperator
 from ntropy_provider.webhooks.assets import batches_asset
 from ntropy_provider.webhooks.events import plan_batch_events
@@ -64,7 +66,8 @@ with DAG(
     dag_id="ntropy_webhook_results",
     description="Write the results of the batches that Ntropy's webhook reports completed",
     # One run per batch: the receiver's partition key is the batch id (IdentityMapper, the default).
-    schedule=PartitionedAssetTimetable(assets=BATCHES),
+    # Airflow 3.2+: on 3.1 this line fails the DAG's import with an error that says so.
+    schedule=partitioned_asset_timetable(BATCHES, dag_id="ntropy_webhook_results"),
     start_date=dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
     catchup=False,
     default_args={"retries": 3},
@@ -90,10 +93,19 @@ with DAG(
         """One ``write_results`` input per completed batch among every event of this run.
 
         The Batch object the webhook delivered is passed on, so its status need not be asked again.
+        Every batch id is checked by the rule the receiver applies before it becomes part of a path
+        (an event written by other means could carry ``../..``): a bad one fails the run, naming it.
         """
+        completed = _plan(triggering_asset_events).completed
+        for record in completed:
+            try:
+                check_batch_id(record.batch_id, "batch_id")
+            except ValueError as err:
+                raise AirflowFailException(
+                    f"event {record.event_id!r}: {err}; no path built for it"
+                ) from None
         return [
-            {"batch_ids": [r.batch], "output_path": f"{OUTPUT_PATH}/batch_id={r.batch_id}"}
-            for r in _plan(triggering_asset_events).completed
+            {"batch_ids": [r.batch], "output_path": f"{OUTPUT_PATH}/batch_id={r.batch_id}"} for r in completed
         ]
 
     @task

@@ -38,6 +38,7 @@ def get_provider_info() -> dict[str, Any]:
                     f"{_PACKAGE}.operators.submit_batch",
                     f"{_PACKAGE}.operators.results_to_parquet",
                     f"{_PACKAGE}.operators.ensure_webhook",
+                    f"{_PACKAGE}.operators.webhook_catchup",
                 ],
             }
         ],

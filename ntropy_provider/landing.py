@@ -99,7 +99,7 @@ def require_day_file(
     :param formats: the formats accepted, in order of preference (the first file found wins).
     :raises AirflowFailException: naming the day, the files looked for and the folder.
     """
-    from airflow.sdk.exceptions import AirflowFailException
+    from airflow.providers.common.compat.sdk import AirflowFailException
 
     found = find_day_file(landing, day, formats)
     if found is None:

@@ -4,8 +4,8 @@ Every day of a date range gets a landing partition ``<out>/date=YYYY-MM-DD/trans
 and the folder gets one ``account_holders.<parquet|csv>`` (the holders a real pipeline would sync to
 Ntropy). The rows mix what a bank export holds:
 
-* purchases at merchants the emulator knows (names and aliases come from its catalogue), some through
-  payment intermediaries (``SQ *``, ``TST*``, ``PAYPAL *``);
+* purchases at merchants the emulator knows (names and aliases from ``ntropy_provider.catalogue``),
+  some through payment intermediaries (``SQ *``, ``TST*``, ``PAYPAL *``);
 * purchases at small merchants nobody knows;
 * peer-to-peer transfers (``VENMO PAYMENT TO ...``, ``ZELLE FROM ...``) and salaries;
 * rows naming an account holder that was never created: they come back with the per-item error
@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from ntropy_provider.emulator.catalogue import CITIES, INTERMEDIARIES, MERCHANTS, Merchant
+from ntropy_provider.catalogue import CITIES, INTERMEDIARIES, MERCHANTS, Merchant
 
 # The layout (file names, formats, partition names) is defined once, in ntropy_provider.landing.
 from ntropy_provider.io.transactions_source import flatten_location

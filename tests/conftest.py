@@ -14,6 +14,10 @@ from pathlib import Path
 
 import pytest
 
+#: The emulator's fixtures (ntropy_emulator, ntropy_connection): opt-in, they are not auto-loaded wherever
+#: the provider is installed.
+pytest_plugins = ["ntropy_provider.emulator.pytest_plugin"]
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="ntropy-tests-airflow-home-"))

@@ -59,3 +59,15 @@ def task_states(dag_run: Any) -> dict[str, tuple[str, int]]:
 
     with create_session() as session:
         return {ti.task_id: (ti.state, ti.try_number) for ti in dag_run.get_task_instances(session=session)}
+
+
+def dag_bag(dag_folder: str) -> Any:
+    """Airflow's DagBag over ``dag_folder`` (it moved to ``airflow.dag_processing`` in Airflow 3.2).
+
+    :param dag_folder: a folder or one DAG file.
+    """
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow 3.1
+        from airflow.models.dagbag import DagBag
+    return DagBag(dag_folder=dag_folder)

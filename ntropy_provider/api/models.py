@@ -5,11 +5,99 @@ datetime codec they share: timezone-aware ISO 8601 out; ISO 8601 or ``str(dateti
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ntropy_provider.api.wire import BATCH_WEBHOOK_EVENTS, BatchStatus
+from ntropy_provider.api.wire import (
+    BATCH_WEBHOOK_EVENTS,
+    OPERATIONS,
+    PRIORITIES,
+    WEBHOOK_EVENT_FOR_STATUS,
+    BatchStatus,
+)
+
+#: Longest batch id accepted. Every documented batch id is a UUID (36 characters); 64 leaves room for
+#: another opaque id format, and no id is longer.
+MAX_BATCH_ID_LENGTH = 64
+#: What a batch id may look like: letters, digits, ``-``, ``_`` and ``.``, not starting with a dot. A UUID
+#: always matches; a path separator, ``..``, ``=`` (the ``batch_id=<id>`` folder convention), a space or a
+#: control character never does, so an id that matches is safe as a key, a URL segment and a path segment.
+BATCH_ID_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
+#: Longest webhook ``event_id`` accepted (Ntropy's are UUIDs); bounds the receiver's dedupe key.
+MAX_EVENT_ID_LENGTH = 200
+#: Longest webhook ``event_type`` accepted (the documented ones are under 30 characters).
+MAX_EVENT_TYPE_LENGTH = 100
+#: Longest datetime string accepted (an ISO 8601 datetime with microseconds and offset is 32).
+_MAX_DATETIME_LENGTH = 64
+
+
+class BatchValidationError(ValueError):
+    """A value is not what the API documents; the message starts with the field's name.
+
+    :param field: the field that is wrong (dotted, e.g. ``data.total``).
+    :param problem: what is wrong with it.
+    """
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+
+
+def _describe(value: Any) -> str:
+    """A short, log-safe rendering of a refused value (never a whole nested document)."""
+    if isinstance(value, (dict, list)):
+        return f"a JSON {'object' if isinstance(value, dict) else 'array'}"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def check_batch_id(value: Any, field: str = "id") -> str:
+    """Return ``value`` if it is a batch id, the one rule for every place an id becomes a key or a path.
+
+    :param value: the candidate id.
+    :param field: the name used in the error.
+    :raises BatchValidationError: naming ``field`` when ``value`` cannot be a batch id.
+    """
+    if not isinstance(value, str):
+        raise BatchValidationError(field, f"expected a batch id string, got {_describe(value)}")
+    if not 0 < len(value) <= MAX_BATCH_ID_LENGTH:
+        raise BatchValidationError(field, f"expected 1 to {MAX_BATCH_ID_LENGTH} characters, got {len(value)}")
+    if BATCH_ID_PATTERN.fullmatch(value) is None:
+        raise BatchValidationError(
+            field,
+            f"expected letters, digits, '-', '_' or '.' (not first), as in a UUID, got {_describe(value)}",
+        )
+    return value
+
+
+def _check_count(data: Mapping[str, Any], key: str, prefix: str) -> int:
+    value = data.get(key)
+    # bool is an int subclass; neither True nor 3.0 is a count.
+    if type(value) is not int or value < 0:
+        raise BatchValidationError(prefix + key, f"expected a non-negative integer, got {_describe(value)}")
+    return value
+
+
+def _check_choice(data: Mapping[str, Any], key: str, prefix: str, choices: Any, default: str | None) -> str:
+    value = data.get(key, default)
+    if not isinstance(value, str) or value not in choices:
+        raise BatchValidationError(prefix + key, f"expected one of {sorted(choices)}, got {_describe(value)}")
+    return value
+
+
+def _check_datetime(data: Mapping[str, Any], key: str, prefix: str) -> dt.datetime:
+    value = data.get(key)
+    if not isinstance(value, str) or len(value) > _MAX_DATETIME_LENGTH:
+        raise BatchValidationError(prefix + key, f"expected an ISO 8601 string, got {_describe(value)}")
+    try:
+        return parse_datetime(value)
+    except (ValueError, OverflowError):
+        # OverflowError: valid, but its UTC conversion leaves datetime's range (year 1 or 9999).
+        raise BatchValidationError(
+            prefix + key, f"expected an ISO 8601 datetime, got {_describe(value)}"
+        ) from None
 
 
 def format_datetime(value: dt.datetime) -> str:
@@ -86,6 +174,45 @@ class Batch:
             updated_at=parse_datetime(data["updated_at"]),
             progress=int(data["progress"]),
             total=int(data["total"]),
+        )
+
+    @classmethod
+    def from_dict_strict(cls, data: Any, prefix: str = "") -> Batch:
+        """Build a Batch from untrusted JSON, refusing anything the API does not document.
+
+        :meth:`from_dict` trusts the API's answers (and coerces); this is for what arrives from outside,
+        e.g. a webhook delivery. Unknown keys are dropped; every documented one is checked: the id by
+        :func:`check_batch_id`, ``operation``/``status``/``priority`` known strings (``priority`` may be
+        left out: ``default``), the datetimes ISO 8601 strings, ``progress``/``total`` non-negative
+        integers (not booleans or floats) with ``progress <= total``.
+
+        :param data: the decoded JSON value.
+        :param prefix: prepended to field names in errors (e.g. ``"data."``).
+        :raises BatchValidationError: naming the first field that is wrong.
+        """
+        if not isinstance(data, Mapping):
+            raise BatchValidationError(prefix.rstrip(".") or "batch", "expected a JSON object")
+        batch_id = check_batch_id(data.get("id"), prefix + "id")
+        operation = _check_choice(data, "operation", prefix, OPERATIONS, None)
+        status = _check_choice(data, "status", prefix, {s.value for s in BatchStatus}, None)
+        priority = _check_choice(data, "priority", prefix, PRIORITIES, "default")
+        created_at = _check_datetime(data, "created_at", prefix)
+        updated_at = _check_datetime(data, "updated_at", prefix)
+        progress = _check_count(data, "progress", prefix)
+        total = _check_count(data, "total", prefix)
+        if progress > total:
+            raise BatchValidationError(
+                prefix + "progress", f"expected at most total ({total}), got {progress}"
+            )
+        return cls(
+            id=batch_id,
+            operation=operation,
+            status=BatchStatus(status),
+            priority=priority,
+            created_at=created_at,
+            updated_at=updated_at,
+            progress=progress,
+            total=total,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -233,12 +360,14 @@ class WebhookEvent:
 
     :param event_id: unique per event; a retried delivery repeats it.
     :param event_type: e.g. ``batches.completed``.
-    :param data: the event's payload (a Batch object for batch events).
+    :param data: the event's payload as delivered (a Batch object for batch events).
+    :param batch: for a batch event, the validated Batch (:meth:`Batch.from_dict_strict`); else ``None``.
     """
 
     event_id: str
     event_type: str
     data: dict[str, Any]
+    batch: Batch | None = None
 
     @property
     def is_batch_event(self) -> bool:
@@ -246,28 +375,41 @@ class WebhookEvent:
         return self.event_type in BATCH_WEBHOOK_EVENTS
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> WebhookEvent:
-        """Build a WebhookEvent from a delivery body, checking its documented shape.
+    def from_dict(cls, data: Any) -> WebhookEvent:
+        """Build a WebhookEvent from an untrusted delivery body, checking its documented shape.
+
+        ``event_id`` and ``event_type`` are non-empty strings of bounded length without control
+        characters; a batch event's ``data`` is a Batch (:meth:`Batch.from_dict_strict`) whose status is
+        the one its event type reports (``completed`` for ``batches.completed``, ``error`` for
+        ``batches.error``).
 
         :param data: the decoded JSON body.
-        :raises ValueError: naming the field that is missing or of the wrong type.
+        :raises BatchValidationError: (a ``ValueError``) naming the field that is missing or wrong.
         """
         if not isinstance(data, Mapping):
-            raise ValueError("body: expected a JSON object")
-        for key in ("event_id", "event_type"):
-            if not isinstance(data.get(key), str) or not data[key]:
-                raise ValueError(f"{key}: expected a non-empty string")
+            raise BatchValidationError("body", "expected a JSON object")
+        for key, longest in (("event_id", MAX_EVENT_ID_LENGTH), ("event_type", MAX_EVENT_TYPE_LENGTH)):
+            value = data.get(key)
+            if not isinstance(value, str) or not value:
+                raise BatchValidationError(key, f"expected a non-empty string, got {_describe(value)}")
+            if len(value) > longest:
+                raise BatchValidationError(key, f"longer than {longest} characters")
+            if not value.isprintable():
+                # Both become key columns and log fields: PostgreSQL refuses NUL, a log line must stay one.
+                raise BatchValidationError(key, "contains control or line-separator characters")
         payload = data.get("data")
         if not isinstance(payload, Mapping):
-            raise ValueError("data: expected a JSON object")
-        event = cls(event_id=data["event_id"], event_type=data["event_type"], data=dict(payload))
-        if event.is_batch_event:
-            # OverflowError: a datetime whose UTC conversion leaves the representable range (year 1 or 9999).
-            try:
-                Batch.from_dict(payload)
-            except (KeyError, ValueError, TypeError, OverflowError) as err:
-                raise ValueError(f"data: not a Batch object ({err!r})") from None
-        return event
+            raise BatchValidationError("data", "expected a JSON object")
+        event_type = data["event_type"]
+        batch = None
+        if event_type in BATCH_WEBHOOK_EVENTS:
+            batch = Batch.from_dict_strict(payload, prefix="data.")
+            expected = WEBHOOK_EVENT_FOR_STATUS.get(batch.status)
+            if expected != event_type:
+                raise BatchValidationError(
+                    "data.status", f"{batch.status.value!r} contradicts event_type {event_type!r}"
+                )
+        return cls(event_id=data["event_id"], event_type=event_type, data=dict(payload), batch=batch)
 
     def to_dict(self) -> dict[str, Any]:
         """The delivery body."""

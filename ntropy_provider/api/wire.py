@@ -40,6 +40,27 @@ MAX_CONCURRENT_OPERATIONS = 10
 #: Credits and batches in progress per key are settings with documented defaults: see ``api/limits.py``.
 #: Most webhooks per organization.
 MAX_WEBHOOKS = 10
+#: Longest webhook ``url`` and ``token`` (characters).
+MAX_WEBHOOK_URL_LENGTH = 1024
+MAX_WEBHOOK_TOKEN_LENGTH = 128
+#: Documented default operations per second per API key, by ``"METHOD /path/{template}"``.
+#: Endpoints not listed here have no documented rate (the emulator leaves them unlimited).
+DOCUMENTED_ENDPOINT_RATES: dict[str, float] = {
+    "POST /v3/transactions": 20,
+    "GET /v3/transactions": 10,
+    "POST /v3/batches": 20,
+    "GET /v3/batches": 20,
+    "GET /v3/batches/{batch_id}": 20,
+    "GET /v3/batches/{batch_id}/results": 10,
+    "POST /v3/account_holders": 100,
+    "GET /v3/account_holders": 10,
+    "GET /v3/account_holders/{account_holder_id}": 10,
+    "DELETE /v3/account_holders/{account_holder_id}": 10,
+    "POST /v3/webhooks": 10,
+    "GET /v3/webhooks": 10,
+    "GET /v3/webhooks/{webhook_id}": 10,
+    "DELETE /v3/webhooks/{webhook_id}": 10,
+}
 #: Seconds Ntropy waits for a webhook receiver before it counts the delivery as failed.
 WEBHOOK_DELIVERY_TIMEOUT_SECONDS = 10.0
 #: How long Ntropy keeps retrying a failed webhook delivery.
@@ -62,6 +83,12 @@ ACCOUNTING_CATEGORIES: tuple[str, ...] = (
     "financing",
     "taxes",
 )
+#: Further accounting categories the docs list (a premium feature) that ntropy-sdk 5.7.0 rejects.
+EXTENDED_ACCOUNTING_CATEGORIES: tuple[str, ...] = ("investing", "not enough information")
+#: Special general categories: no account holder given, too little information, none suitable.
+GENERAL_CATEGORY_MISSING_ACCOUNT_HOLDER = "missing account holder information"
+GENERAL_CATEGORY_NOT_ENOUGH_INFORMATION = "not enough information"
+GENERAL_CATEGORY_OTHER = "other"
 ITEM_ERROR_ACCOUNT_HOLDER_NOT_FOUND = "account_holder_not_found"
 ITEM_ERROR_INTERNAL = "internal_error"
 ITEM_ERROR_CODES: tuple[str, ...] = (ITEM_ERROR_ACCOUNT_HOLDER_NOT_FOUND, ITEM_ERROR_INTERNAL)

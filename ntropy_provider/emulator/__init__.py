@@ -2,7 +2,9 @@
 
 Start it with ``ntropy-emulator`` (or ``python -m ntropy_provider.emulator``), in-process with
 :class:`~ntropy_provider.emulator.server.EmulatorServer`, or through the pytest fixtures of
-``ntropy_provider.emulator.pytest_plugin``. The official ``ntropy-sdk`` works against it unchanged.
+``ntropy_provider.emulator.pytest_plugin`` (opt in with ``pytest_plugins = [...]`` in a conftest.py).
+The official ``ntropy-sdk`` works against it unchanged. It serves the contract of ``docs/ntropy-api.md``,
+the API's documented per-key limits included. A test tool: the provider's runtime never imports it.
 """
 
 from __future__ import annotations

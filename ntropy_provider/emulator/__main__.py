@@ -1,6 +1,8 @@
 """``ntropy-emulator`` / ``python -m ntropy_provider.emulator``: serve the Ntropy API emulator.
 
-Settings can be changed while it runs with ``PATCH /_emulator/settings`` (JSON body of setting names).
+The API's documented per-key limits are on by default (docs/ntropy-api.md, "Limits"); ``--limits off``
+turns them all off. Settings can be changed while it runs with ``PATCH /_emulator/settings`` (JSON body
+of setting names).
 """
 
 from __future__ import annotations
@@ -9,7 +11,18 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from ntropy_provider.emulator.settings import DEFAULT_API_KEY, DEFAULT_ITEMS_PER_SECOND, EmulatorSettings
+from ntropy_provider.api.limits import (
+    DEFAULT_CREDIT_CAPACITY,
+    DEFAULT_CREDIT_REFILL_PER_SECOND,
+    DEFAULT_MAX_OPEN_BATCHES,
+)
+from ntropy_provider.emulator.settings import (
+    DEFAULT_API_KEY,
+    DEFAULT_ITEMS_PER_SECOND,
+    DEFAULT_WEBHOOK_DISABLE_AFTER_FAILURES,
+    ENDPOINT_LIMIT_MODES,
+    EmulatorSettings,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,6 +46,55 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=DEFAULT_ITEMS_PER_SECOND,
         help=f"simulated enrichment speed of each batch (default {DEFAULT_ITEMS_PER_SECOND:g})",
+    )
+    parser.add_argument(
+        "--limits",
+        choices=("on", "off"),
+        default="on",
+        help="enforce the API's documented per-key limits below (default on)",
+    )
+    parser.add_argument(
+        "--credit-capacity",
+        type=int,
+        default=DEFAULT_CREDIT_CAPACITY,
+        help=f"most credits an API key holds, one per transaction (default {DEFAULT_CREDIT_CAPACITY})",
+    )
+    parser.add_argument(
+        "--credit-refill-per-second",
+        type=float,
+        default=DEFAULT_CREDIT_REFILL_PER_SECOND,
+        help=f"credits refilled per second (default {DEFAULT_CREDIT_REFILL_PER_SECOND:g})",
+    )
+    parser.add_argument(
+        "--max-open-batches",
+        type=int,
+        default=DEFAULT_MAX_OPEN_BATCHES,
+        help=f"most batches in progress per API key (default {DEFAULT_MAX_OPEN_BATCHES})",
+    )
+    parser.add_argument(
+        "--endpoint-limits",
+        choices=ENDPOINT_LIMIT_MODES,
+        default="documented",
+        help="per-endpoint request rates: the documented ones, or off (default documented)",
+    )
+    parser.add_argument(
+        "--webhook-disable-after-failures",
+        type=int,
+        default=DEFAULT_WEBHOOK_DISABLE_AFTER_FAILURES,
+        help="consecutive failed deliveries that disable a webhook; 0: never "
+        f"(default {DEFAULT_WEBHOOK_DISABLE_AFTER_FAILURES})",
+    )
+    parser.add_argument(
+        "--webhook-duplicate-rate",
+        type=float,
+        default=0.0,
+        help="fraction of successful webhook deliveries delivered once more (default 0)",
+    )
+    parser.add_argument(
+        "--extended-accounting-categories",
+        action="store_true",
+        help="also emit the accounting values 'investing' and 'not enough information' "
+        "(documented; ntropy-sdk 5.7.0 rejects them)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
     parser.add_argument(
@@ -68,6 +130,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "batch_error_rate": args.batch_error_rate,
                 "item_error_rate": args.item_error_rate,
                 "latency_ms": args.latency_ms,
+                "limits": args.limits == "on",
+                "credit_capacity": args.credit_capacity,
+                "credit_refill_per_second": args.credit_refill_per_second,
+                "max_open_batches": args.max_open_batches,
+                "endpoint_limits": args.endpoint_limits,
+                "webhook_disable_after_failures": args.webhook_disable_after_failures,
+                "webhook_duplicate_rate": args.webhook_duplicate_rate,
+                "extended_accounting_categories": args.extended_accounting_categories,
             }
         )
     except ValueError as err:
@@ -81,7 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     print(
         f"Ntropy API emulator on http://{args.host}:{args.port} "
-        f"({len(settings.api_keys)} API key(s); {settings.items_per_second:g} items/s per batch)",
+        f"({len(settings.api_keys)} API key(s); {settings.items_per_second:g} items/s per batch; "
+        f"documented limits {'on' if settings.limits else 'off'})",
         file=sys.stderr,
     )
     uvicorn.run(create_asgi_app(Emulator(settings)), host=args.host, port=args.port, log_level=args.log_level)

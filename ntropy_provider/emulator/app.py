@@ -3,8 +3,8 @@
 Bodies are decoded with orjson by hand (not through pydantic models) so that every bad input gets a
 clear 4xx naming what was wrong, and so that a 24,960-item batch is checked in one pass by
 ``ntropy_provider.api.transaction_input``'s validator, the same one the operators use on the client side.
-Transport concerns (request ids, auth, rate limiting and injected faults) live in
-:class:`EmulatorMiddleware`, which wraps the whole app.
+Transport concerns (request ids, auth, request rates and injected faults) live in
+:class:`~ntropy_provider.emulator.middleware.EmulatorMiddleware`, which wraps the whole app.
 """
 
 from __future__ import annotations
@@ -14,15 +14,13 @@ import contextlib
 import datetime as dt
 import gzip
 import re
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
-from starlette.routing import Match
 
 from ntropy_provider.api.models import format_datetime, parse_datetime
 from ntropy_provider.api.transaction_input import (
@@ -38,54 +36,32 @@ from ntropy_provider.api.wire import (
     BATCHES_PATH,
     DEFAULT_LIST_LIMIT,
     MAX_LIST_LIMIT,
+    MAX_WEBHOOK_TOKEN_LENGTH,
+    MAX_WEBHOOK_URL_LENGTH,
     PRIORITIES,
-    REQUEST_ID_HEADER,
     RETRY_AFTER_HEADER,
     TRANSACTIONS_PATH,
     WEBHOOK_EVENTS,
     WEBHOOKS_PATH,
     BatchStatus,
 )
-from ntropy_provider.emulator.core import Conflict, Emulator, NotFound, newest_first, public
+from ntropy_provider.emulator.core import (
+    Conflict,
+    Emulator,
+    LimitExceeded,
+    NotFound,
+    newest_first,
+    public,
+)
 from ntropy_provider.emulator.enrichment import enrich, holder_type_for
+from ntropy_provider.emulator.middleware import ADMIN_PREFIX, EmulatorMiddleware
+from ntropy_provider.emulator.responses import ApiError, json_response
 
-ADMIN_PREFIX = "/_emulator"
 _UNENCODED_OFFSET = re.compile(r"(\d:\d\d(?:\.\d+)?) (\d\d:?\d\d)$")
 #: Most validation errors listed in one 422 answer (a fully broken 24,960-item batch stays readable).
 MAX_LISTED_ERRORS = 200
 #: Batches at least this large are validated in a worker thread so the loop keeps answering.
 _THREAD_VALIDATION_THRESHOLD = 500
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-
-
-class ApiError(Exception):
-    """An error answer: ``{"detail": ...}`` with ``status``.
-
-    :param status: the HTTP status.
-    :param detail: a message, or FastAPI's list form for 422.
-    :param headers: extra response headers.
-    """
-
-    def __init__(self, status: int, detail: Any, headers: dict[str, str] | None = None) -> None:
-        super().__init__(str(detail))
-        self.status = status
-        self.detail = detail
-        self.headers = headers or {}
-
-
-def json_response(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    """A JSON answer (always ``Content-Type: application/json``).
-
-    :param content: a JSON-serializable object, or bytes already encoded.
-    :param status: the HTTP status.
-    :param headers: extra headers.
-    """
-    body = content if isinstance(content, bytes) else orjson.dumps(content)
-    return Response(body, status_code=status, headers=headers, media_type="application/json")
 
 
 def _unprocessable(loc: list[Any], msg: str, kind: str = "value_error") -> ApiError:
@@ -192,13 +168,16 @@ def _page(items: list[dict[str, Any]], limit: int, cursor: int | None) -> dict[s
     }
 
 
-def _charge(emulator: Emulator, count: int) -> None:
+def _admit_and_charge(emulator: Emulator, request: Request, count: int) -> None:
+    """Refuse or charge a request for ``count`` transactions: prepaid credits (423), then the documented
+    per-key limits (429, or 422 for a batch the credit bucket can never hold); nothing is taken when refused.
+    """
     credits = emulator.settings.credits
-    if credits is None:
-        return
-    if count > credits:
+    if credits is not None and count > credits:
         raise ApiError(423, f"Not enough credits: {count} needed, {credits} left")
-    emulator.settings.credits = credits - count
+    emulator.admit(request.headers.get(API_KEY_HEADER, ""), count)
+    if credits is not None:
+        emulator.settings.credits = credits - count
 
 
 def create_app(emulator: Emulator) -> FastAPI:
@@ -231,6 +210,14 @@ def create_app(emulator: Emulator) -> FastAPI:
     @app.exception_handler(Conflict)
     async def _conflict(_request: Request, err: Conflict) -> Response:
         return json_response({"detail": str(err)}, err.status)
+
+    @app.exception_handler(LimitExceeded)
+    async def _limit_exceeded(_request: Request, err: LimitExceeded) -> Response:
+        return json_response(
+            {"detail": f"{err}; retry in {err.retry_after} s"},
+            429,
+            {RETRY_AFTER_HEADER: str(err.retry_after)},
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, err: StarletteHTTPException) -> Response:
@@ -270,8 +257,8 @@ def create_app(emulator: Emulator) -> FastAPI:
                     for index, error in problems
                 ]
             )
-        _charge(emulator, len(data))
-        record = emulator.create_batch(raw, data, priority)
+        _admit_and_charge(emulator, request, len(data))
+        record = emulator.create_batch(raw, data, priority, request.headers.get(API_KEY_HEADER, ""))
         view = record.view(emulator.clock())
         delay = emulator.settings.create_batch_delay_ms
         if delay > 0:
@@ -341,7 +328,7 @@ def create_app(emulator: Emulator) -> FastAPI:
         errors = validate_transaction(body)
         if errors:
             raise _invalid([_field_error(["body", *e.field.split(".")], e) for e in errors])
-        _charge(emulator, 1)
+        _admit_and_charge(emulator, request, 1)
         emulator.stats.sync_transactions += 1
         holders = {h: v["type"] for h, v in emulator.holders.items()}
         settings = emulator.settings
@@ -351,6 +338,7 @@ def create_app(emulator: Emulator) -> FastAPI:
             seed=settings.seed,
             created_at=format_datetime(dt.datetime.now(dt.UTC)),
             item_error_rate=settings.item_error_rate,
+            extended_accounting=settings.extended_accounting_categories,
         )
         return json_response(result)
 
@@ -412,7 +400,23 @@ def create_app(emulator: Emulator) -> FastAPI:
         url = _check_type(body, "url", (str,), required=True)
         if not url.startswith(("http://", "https://")):
             raise _unprocessable(["body", "url"], f"url: expected an http(s) URL, got {url!r}", "url_parsing")
+        if len(url) > MAX_WEBHOOK_URL_LENGTH:
+            raise _unprocessable(
+                ["body", "url"],
+                f"url: at most {MAX_WEBHOOK_URL_LENGTH} characters, got {len(url)}",
+                "string_too_long",
+            )
         return url
+
+    def _check_token(body: dict[str, Any]) -> str | None:
+        token = _check_type(body, "token", (str,))
+        if token is not None and len(token) > MAX_WEBHOOK_TOKEN_LENGTH:
+            raise _unprocessable(
+                ["body", "token"],
+                f"token: at most {MAX_WEBHOOK_TOKEN_LENGTH} characters, got {len(token)}",
+                "string_too_long",
+            )
+        return token
 
     def _check_events(body: dict[str, Any]) -> list[str]:
         events = _check_type(body, "events", (list,), required=True)
@@ -430,7 +434,7 @@ def create_app(emulator: Emulator) -> FastAPI:
         _, body = await _json_object(request)
         url = _check_url(body)
         events = _check_events(body)
-        token = _check_type(body, "token", (str,))
+        token = _check_token(body)
         _check_type(body, "hmac_secret", (str,))  # accepted; how it signs is undocumented, so unused
         return json_response(emulator.create_webhook(url, events, token))
 
@@ -452,9 +456,11 @@ def create_app(emulator: Emulator) -> FastAPI:
         if "events" in body:
             changes["events"] = _check_events(body)
         if "token" in body:
-            changes["token"] = _check_type(body, "token", (str,))
+            changes["token"] = _check_token(body)
         if "enabled" in body:
             changes["enabled"] = _check_type(body, "enabled", (bool,), required=True)
+            if changes["enabled"]:
+                changes["_consecutive_failures"] = 0  # re-enabled: the count of failures starts again
         if "hmac_secret" in body:
             _check_type(body, "hmac_secret", (str,))
         webhook.update(changes)
@@ -491,101 +497,6 @@ def create_app(emulator: Emulator) -> FastAPI:
         return json_response({"reset": True})
 
     return app
-
-
-class EmulatorMiddleware:
-    """Wraps the app with what happens before a route runs: request ids, counting, faults and auth.
-
-    It is the outermost ASGI layer on purpose: to drop a connection without an answer it needs the
-    server's own ``send`` (uvicorn's, whose transport it closes).
-
-    :param app: the FastAPI app of :func:`create_app`.
-    :param emulator: the emulator state (settings and counters).
-    """
-
-    def __init__(self, app: FastAPI, emulator: Emulator) -> None:
-        self.app = app
-        self.emulator = emulator
-
-    def _template(self, scope: Scope) -> str:
-        method = scope["method"]
-        for route in self.app.router.routes:
-            match, _ = route.matches(scope)
-            if match is not Match.NONE:
-                return f"{method} {getattr(route, 'path', scope['path'])}"
-        return f"{method} (unmatched)"
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Handle one ASGI call.
-
-        :param scope: the ASGI scope.
-        :param receive: the ASGI receive channel.
-        :param send: the ASGI send channel.
-        """
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        request_id = headers.get(REQUEST_ID_HEADER.lower(), "")
-        if not (0 < len(request_id) <= 128 and request_id.isascii() and request_id.isprintable()):
-            request_id = uuid.uuid4().hex
-        request_id_header = (REQUEST_ID_HEADER.lower().encode(), request_id.encode())
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), request_id_header]}
-            await send(message)
-
-        if scope["path"].startswith(ADMIN_PREFIX + "/"):
-            await self.app(scope, receive, send_with_id)
-            return
-        emulator = self.emulator
-        emulator.stats.requests[self._template(scope)] += 1
-        settings = emulator.settings
-        if settings.latency_ms > 0:
-            await asyncio.sleep(settings.latency_ms / 1000)
-        chance = emulator.fault_random.random
-        if settings.drop_connection_rate > 0 and chance() < settings.drop_connection_rate:
-            emulator.stats.faults["dropped_connection"] += 1
-            await _drop_connection(send)
-            return
-        key = headers.get(API_KEY_HEADER.lower())
-        answer: Response | None = None
-        if key is None or key not in settings.api_keys:
-            answer = json_response({"detail": "Missing or invalid API key (X-API-Key)"}, 401)
-        elif key in settings.forbidden_keys:
-            answer = json_response({"detail": "This operation is not enabled for this API key"}, 403)
-        elif wait := emulator.rate_limiter.acquire(key, settings.rate_limit):
-            emulator.stats.faults["rate_limited"] += 1
-            answer = json_response(
-                {
-                    "detail": f"Rate limit of {settings.rate_limit:g} requests per second exceeded; "
-                    f"retry in {wait} s"
-                },
-                429,
-                {RETRY_AFTER_HEADER: str(wait)},
-            )
-        elif settings.fail_rate > 0 and chance() < settings.fail_rate:
-            emulator.stats.faults["failed"] += 1
-            answer = json_response(
-                {"detail": "Injected failure: the service is temporarily unavailable"}, settings.fail_status
-            )
-        if answer is not None:
-            await answer(scope, receive, send_with_id)
-            return
-        await self.app(scope, receive, send_with_id)
-
-
-async def _drop_connection(send: Send) -> None:
-    """Close the client's connection without answering (uvicorn), or break the answer (other servers)."""
-    cycle = getattr(send, "__self__", None)
-    transport = getattr(cycle, "transport", None)
-    if transport is not None:
-        cycle.disconnected = True  # type: ignore[union-attr]  # so uvicorn does not answer 500 either
-        transport.abort()
-        return
-    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"100")]})
-    raise ConnectionAbortedError("injected dropped connection")
 
 
 def create_asgi_app(emulator: Emulator | None = None) -> EmulatorMiddleware:

@@ -15,13 +15,11 @@ import contextlib
 import datetime as dt
 import gzip
 import heapq
-import math
 import random
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -35,7 +33,9 @@ from ntropy_provider.api.wire import (
 )
 from ntropy_provider.emulator.delivery import WebhookDeliverer
 from ntropy_provider.emulator.enrichment import enrich, holder_type_for, unit_interval
+from ntropy_provider.emulator.limits import ApiLimiter, RateLimiter, retry_after_seconds
 from ntropy_provider.emulator.settings import EmulatorSettings
+from ntropy_provider.emulator.stats import Stats
 
 
 class NotFound(LookupError):
@@ -48,6 +48,18 @@ class Conflict(Exception):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
+
+
+class LimitExceeded(Exception):
+    """A documented per-key limit refuses the request: 429 with ``Retry-After``.
+
+    :param message: the ``detail``, naming the limit.
+    :param retry_after: whole seconds until the request can succeed.
+    """
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 @dataclass(slots=True, eq=False)
@@ -69,6 +81,8 @@ class BatchRecord:
     :param holders: the existing holders (id -> type) that its items name, at submission time.
     :param seed: the seed at submission time.
     :param item_error_rate: the item error rate at submission time.
+    :param api_key: the key that submitted it (its batches in progress are capped).
+    :param extended_accounting: whether its results may use the accounting values the SDK rejects.
     """
 
     id: str
@@ -83,6 +97,8 @@ class BatchRecord:
     holders: dict[str, str]
     seed: int
     item_error_rate: float
+    api_key: str = ""
+    extended_accounting: bool = False
     base_time: float = 0.0
     base_progress: float = 0.0
     rate: float = 1.0
@@ -147,6 +163,7 @@ def build_results_body(record: BatchRecord) -> bytes:
             seed=record.seed,
             created_at=created,
             item_error_rate=record.item_error_rate,
+            extended_accounting=record.extended_accounting,
         )
         for item in items
     ]
@@ -158,77 +175,6 @@ def build_results_body(record: BatchRecord) -> bytes:
 def _build_compressed(record: BatchRecord) -> bytes:
     # mtime=0: the same results give the same bytes.
     return gzip.compress(build_results_body(record), compresslevel=1, mtime=0)
-
-
-@dataclass(slots=True)
-class Stats:
-    """Counters served by ``GET /_emulator/stats``."""
-
-    requests: Counter[str] = field(default_factory=Counter)
-    batches_created: int = 0
-    transactions_submitted: int = 0
-    batches_completed: int = 0
-    batches_errored: int = 0
-    results_served: int = 0
-    sync_transactions: int = 0
-    faults: Counter[str] = field(default_factory=Counter)
-    webhook_attempts: int = 0
-    webhook_delivered: int = 0
-    webhook_failed_attempts: int = 0
-    webhook_abandoned: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        """The counters as JSON-serializable values."""
-        return {
-            "requests": dict(self.requests),
-            "batches_created": self.batches_created,
-            "transactions_submitted": self.transactions_submitted,
-            "batches_completed": self.batches_completed,
-            "batches_errored": self.batches_errored,
-            "results_served": self.results_served,
-            "sync_transactions": self.sync_transactions,
-            "faults": dict(self.faults),
-            "webhook_deliveries": {
-                "attempts": self.webhook_attempts,
-                "delivered": self.webhook_delivered,
-                "failed_attempts": self.webhook_failed_attempts,
-                "abandoned": self.webhook_abandoned,
-            },
-        }
-
-
-class RateLimiter:
-    """A token bucket per API key: ``rate`` requests per second, bursts up to ``rate`` (at least one)."""
-
-    def __init__(self, clock: Callable[[], float]) -> None:
-        """:param clock: the monotonic clock."""
-        self._clock = clock
-        self._buckets: dict[str, tuple[float, float]] = {}
-
-    def reset(self) -> None:
-        """Forget every bucket."""
-        self._buckets.clear()
-
-    def acquire(self, key: str, rate: float) -> int:
-        """Take one token for ``key``.
-
-        :param key: the API key.
-        :param rate: allowed requests per second (0 = unlimited).
-        :return: 0 when allowed, else whole seconds to wait (>= 1) before the next request.
-        """
-        if rate <= 0:
-            return 0
-        now = self._clock()
-        # The bucket holds at least one token: capped at a rate below 1/s it could never fill to the
-        # one token a request takes, and every request would be refused for ever.
-        capacity = max(rate, 1.0)
-        tokens, last = self._buckets.get(key, (capacity, now))
-        tokens = min(capacity, tokens + (now - last) * rate)
-        if tokens >= 1.0:
-            self._buckets[key] = (tokens - 1.0, now)
-            return 0
-        self._buckets[key] = (tokens, now)
-        return max(1, math.ceil((1.0 - tokens) / rate))
 
 
 class Emulator:
@@ -243,10 +189,12 @@ class Emulator:
         self.settings = self.initial_settings.updated({})
         self.clock = clock
         self.rate_limiter = RateLimiter(clock)
+        self.api_limiter = ApiLimiter(clock)
         self.stats = Stats()
         self.fault_random = random.Random(self.settings.seed)
         self.batches: dict[str, BatchRecord] = {}
         self._batch_order: list[BatchRecord] = []
+        self._open_by_key: dict[str, list[BatchRecord]] = {}
         self.holders: dict[str, dict[str, Any]] = {}
         self.webhooks: dict[str, dict[str, Any]] = {}
         self._seq = 0
@@ -292,9 +240,11 @@ class Emulator:
         self.settings = self.initial_settings.updated({})
         self.fault_random = random.Random(self.settings.seed)
         self.rate_limiter.reset()
+        self.api_limiter.reset()
         self.stats = Stats()
         self.batches.clear()
         self._batch_order.clear()
+        self._open_by_key.clear()
         self.holders.clear()
         self.webhooks.clear()
         self._seq = 0
@@ -318,8 +268,73 @@ class Emulator:
                     self._schedule(record)
         if new.seed != self.settings.seed:
             self.fault_random = random.Random(new.seed)
+        if (new.endpoint_limits, new.endpoint_rates) != (
+            self.settings.endpoint_limits,
+            self.settings.endpoint_rates,
+        ):
+            self.api_limiter.reset_endpoint_rates()  # new rates apply at once, from full buckets
         self.settings = new
         return new.to_dict()
+
+    # ---------------------------------------------------------------------------------------------
+    # The documented per-key limits (docs/ntropy-api.md, "Limits")
+    # ---------------------------------------------------------------------------------------------
+    def open_batches(self, api_key: str) -> list[BatchRecord]:
+        """The key's batches still in progress (finished ones are dropped from the tally here).
+
+        :param api_key: the key.
+        """
+        now = self.clock()
+        running = [
+            r
+            for r in self._open_by_key.get(api_key, [])
+            if self.batches.get(r.id) is r and r.status_at(now) is BatchStatus.PROCESSING
+        ]
+        self._open_by_key[api_key] = running
+        return running
+
+    def admit(self, api_key: str, transactions: int) -> None:
+        """Check the batch cap and take the credits for ``transactions``, or refuse (nothing taken).
+
+        The sync endpoint is admitted the same way (the cap is shared) but holds no slot afterwards: only
+        :meth:`create_batch` adds to the key's batches in progress.
+
+        :param api_key: the caller's key.
+        :param transactions: the credits wanted (one per transaction).
+        :raises Conflict: 422 when ``transactions`` is more than the bucket can ever hold.
+        :raises LimitExceeded: 429 while the cap is full or the bucket holds too few credits.
+        """
+        settings = self.settings
+        if not settings.limits:
+            return
+        capacity, refill = settings.credit_capacity, settings.credit_refill_per_second
+        if transactions > capacity:
+            # Waiting never helps: the bucket never holds more than its capacity (*inferred* answer).
+            self.stats.rate_limited["batch_over_credit_capacity"] += 1
+            raise Conflict(
+                f"Credit limit: a batch of {transactions} transactions needs {transactions} credits but this "
+                f"API key holds at most {capacity}; submit batches of at most {capacity} transactions",
+                status=422,
+            )
+        running = self.open_batches(api_key)
+        if len(running) >= settings.max_open_batches:
+            now = self.clock()
+            soonest = min(r.finish_time() for r in running)
+            self.stats.rate_limited["open_batches"] += 1
+            raise LimitExceeded(
+                f"Batch limit: {len(running)} batches in progress, at most {settings.max_open_batches} per "
+                "API key; retry when one has finished",
+                retry_after_seconds(soonest - now),
+            )
+        wait = self.api_limiter.take_credits(api_key, transactions, refill, capacity)
+        if wait > 0:
+            held = int(self.api_limiter.credits_available(api_key, refill, capacity))
+            self.stats.rate_limited["credits"] += 1
+            raise LimitExceeded(
+                f"Credit limit: {transactions} credits needed, {held} available (at most {capacity}, "
+                f"refilled at {refill:g} per second)",
+                retry_after_seconds(wait),
+            )
 
     # ---------------------------------------------------------------------------------------------
     # Batches
@@ -329,12 +344,15 @@ class Emulator:
         self._seq += 1
         return self._seq
 
-    def create_batch(self, raw: bytes, items: list[dict[str, Any]], priority: str) -> BatchRecord:
-        """Store a validated batch and start its clock.
+    def create_batch(
+        self, raw: bytes, items: list[dict[str, Any]], priority: str, api_key: str = ""
+    ) -> BatchRecord:
+        """Store a validated (and admitted: see :meth:`admit`) batch and start its clock.
 
         :param raw: the request body as received (``{"operation", "priority", "data"}``).
         :param items: the decoded, validated ``data``.
         :param priority: ``default`` or ``low``.
+        :param api_key: the key that submits it.
         """
         settings = self.settings
         seq = self.next_seq()
@@ -359,11 +377,16 @@ class Emulator:
             holders={h: self.holders[h]["type"] for h in named if h in self.holders},
             seed=settings.seed,
             item_error_rate=settings.item_error_rate,
+            api_key=api_key,
+            extended_accounting=settings.extended_accounting_categories,
             base_time=now,
             rate=settings.items_per_second,
         )
         self.batches[batch_id] = record
         self._batch_order.append(record)
+        running = self.open_batches(api_key)
+        running.append(record)
+        self.stats.max_open_batches_seen = max(self.stats.max_open_batches_seen, len(running))
         self.stats.batches_created += 1
         self.stats.transactions_submitted += total
         self._schedule(record)
@@ -518,6 +541,7 @@ class Emulator:
             "token": token,
             "enabled": True,
             "_seq": self.next_seq(),
+            "_consecutive_failures": 0,
         }
         self.webhooks[webhook["id"]] = webhook
         return public(webhook)

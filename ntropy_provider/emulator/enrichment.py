@@ -16,8 +16,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote_plus
 
-from ntropy_provider.api.wire import ITEM_ERROR_ACCOUNT_HOLDER_NOT_FOUND, ITEM_ERROR_INTERNAL
-from ntropy_provider.emulator.catalogue import (
+from ntropy_provider.api.wire import (
+    GENERAL_CATEGORY_MISSING_ACCOUNT_HOLDER,
+    GENERAL_CATEGORY_NOT_ENOUGH_INFORMATION,
+    GENERAL_CATEGORY_OTHER,
+    ITEM_ERROR_ACCOUNT_HOLDER_NOT_FOUND,
+    ITEM_ERROR_INTERNAL,
+)
+from ntropy_provider.catalogue import (
     CITIES,
     COUNTRY_NAMES,
     INTERMEDIARIES,
@@ -42,6 +48,8 @@ _ZIP = re.compile(r"\b(\d{5})(?:-\d{4})?\b")
 _UK_POSTCODE = re.compile(r"\b([A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2})\b")
 _HOUSE_NUMBER = re.compile(r"^(\d+[A-Z]?)\s+(.*)$", re.IGNORECASE)
 #: Words that end a person's name in a P2P description (``ZELLE TO JOHN SMITH CONF 123``).
+#: Words that make an otherwise unrecognised transaction an investment (``investing`` in accounting).
+_INVESTING_WORDS = re.compile(r"\b(?:BROKERAGE|ROBINHOOD|VANGUARD|FIDELITY|SCHWAB|COINBASE|INVESTMENT)\b")
 _NAME_STOP_WORDS = frozenset(
     {"ON", "REF", "CONF", "ID", "FOR", "PAYMENT", "TRANSFER", "VIA", "WEB", "MOBILE"}
 )
@@ -82,16 +90,17 @@ def unit_interval(seed: int, *parts: str) -> float:
     return int.from_bytes(digest, "big") / 2**64
 
 
-def _entity(name: str, website: str | None, mccs: tuple[int, ...] = ()) -> dict[str, Any]:
+def _entity(name: str, website: str | None, mccs: tuple[int, ...] = (), known: Any = None) -> dict[str, Any]:
+    """An Entity object; ``known`` (a catalogue Merchant or Intermediary) fills the registry fields."""
     return {
         "id": entity_id(name),
         "name": name,
         "website": website,
         "logo": LOGO_URL.format(website=website) if website else None,
         "mccs": list(mccs),
-        "phone_number": None,
-        "tax_number": None,
-        "naics2017": None,
+        "phone_number": known.phone_number if known is not None else None,
+        "tax_number": known.tax_number if known is not None else None,
+        "naics2017": known.naics2017 if known is not None else None,
     }
 
 
@@ -157,12 +166,27 @@ def recognise(description: str) -> Recognition:
     return Recognition(merchant, tuple(intermediaries), person, keyword)
 
 
-def _categories(recognition: Recognition, entry_type: str, holder_type: str | None) -> dict[str, Any] | None:
-    if holder_type is None:  # no account holder: categorization is disabled
-        return None
+def _categories(
+    recognition: Recognition,
+    description: str,
+    entry_type: str,
+    holder_type: str | None,
+    extended_accounting: bool,
+) -> dict[str, Any]:
+    """The Categories object, with the documented special general categories (docs/ntropy-api.md).
+
+    :param recognition: what the description names.
+    :param description: the raw description.
+    :param entry_type: ``incoming`` or ``outgoing``.
+    :param holder_type: ``consumer``, ``business``, or ``None`` when no account holder is given.
+    :param extended_accounting: also emit ``investing`` and ``not enough information`` as accounting values
+        (documented, but ntropy-sdk 5.7.0 rejects them).
+    """
+    if holder_type is None:
+        return {"general": GENERAL_CATEGORY_MISSING_ACCOUNT_HOLDER, "accounting": None}
     incoming = entry_type == "incoming"
-    general: str | None = None
-    accounting: str | None = None
+    general: str
+    accounting: str | None
     if recognition.merchant is not None:
         general = "refunds" if incoming else recognition.merchant.category
         accounting = "revenue" if incoming else recognition.merchant.accounting
@@ -172,6 +196,16 @@ def _categories(recognition: Recognition, entry_type: str, holder_type: str | No
     elif recognition.keyword is not None:
         general = recognition.keyword[0]
         accounting = recognition.keyword[2] if incoming else recognition.keyword[1]
+    elif recognition.intermediaries:
+        # A payment processor is known but not whom it paid: no category fits, so "other".
+        general = GENERAL_CATEGORY_OTHER
+        accounting = "revenue" if incoming else "operational expenses"
+    else:
+        # Nothing in the description is recognised.
+        general = GENERAL_CATEGORY_NOT_ENOUGH_INFORMATION
+        accounting = GENERAL_CATEGORY_NOT_ENOUGH_INFORMATION if extended_accounting else None
+    if extended_accounting and _INVESTING_WORDS.search(normalize(description)):
+        accounting = "investing"
     return {"general": general, "accounting": accounting if holder_type == "business" else None}
 
 
@@ -181,12 +215,12 @@ def _entities(recognition: Recognition) -> dict[str, Any]:
     counterparty = None
     if recognition.merchant is not None:
         m = recognition.merchant
-        counterparty = {"type": "organization", **_entity(m.name, m.website, m.mccs)}
+        counterparty = {"type": "organization", **_entity(m.name, m.website, m.mccs, known=m)}
     elif recognition.person is not None:
         counterparty = {"type": "person", **_entity(recognition.person, None)}
     return {
         "counterparty": counterparty,
-        "intermediaries": [_entity(i.name, i.website) for i in recognition.intermediaries],
+        "intermediaries": [_entity(i.name, i.website, known=i) for i in recognition.intermediaries],
     }
 
 
@@ -271,6 +305,7 @@ def enrich(
     seed: int,
     created_at: str,
     item_error_rate: float = 0.0,
+    extended_accounting: bool = False,
 ) -> dict[str, Any]:
     """Enrich one (already validated) TransactionInput into an EnrichedTransaction.
 
@@ -282,6 +317,7 @@ def enrich(
     :param seed: the emulator's seed.
     :param created_at: the ``created_at`` to report (the batch's creation time).
     :param item_error_rate: fraction of items that get ``internal_error``.
+    :param extended_accounting: also emit the accounting values ntropy-sdk 5.7.0 rejects.
     """
     tx_id = transaction["id"]
     description = transaction.get("description") or ""
@@ -305,7 +341,9 @@ def enrich(
         return result
     recognition = recognise(description)
     result["entities"] = _entities(recognition)
-    result["categories"] = _categories(recognition, transaction.get("entry_type", "outgoing"), holder_type)
+    result["categories"] = _categories(
+        recognition, description, transaction.get("entry_type", "outgoing"), holder_type, extended_accounting
+    )
     result["location"] = parse_location(transaction.get("location"), description)
     return result
 

@@ -1,4 +1,10 @@
-"""Pytest fixtures for testing against the Ntropy API emulator (registered as a ``pytest11`` plugin).
+"""Pytest fixtures for testing against the Ntropy API emulator.
+
+Opt in from your ``conftest.py`` (it is not loaded automatically wherever the provider is installed)::
+
+    pytest_plugins = ["ntropy_provider.emulator.pytest_plugin"]
+
+or for one run: ``pytest -p ntropy_provider.emulator.pytest_plugin``.
 
 - ``ntropy_emulator_server`` (session): one in-process emulator on a free loopback port.
 - ``ntropy_emulator``: the same server, reset (state, counters and settings) before and after each test;

@@ -48,7 +48,8 @@ class ResultsToParquetOperator(BaseOperator):
 
     Under ``output_path``, ``ok/part-0.parquet`` holds the rows without an item error and
     ``errors/part-0.parquet`` the rows with one (``error_code``, ``error_message``); both always exist,
-    with the full schema (``ntropy_provider.results.schema.RESULTS_ARROW_SCHEMA``), even with zero rows. Rows
+    with the full schema (``ntropy_provider.results.schema.RESULTS_ARROW_SCHEMA``), even with zero rows; a
+    field of the results that the schema has no column for is kept in the row's ``extra_json``. Rows
     follow the order of ``batch_ids``, then submission order. Batches stream through: while one is split
     and written, the next is fetched and parsed in a background thread, so memory holds about three
     batches whatever their number. The files are written under temporary names and moved into place

@@ -18,6 +18,7 @@ from airflow.sdk import BaseOperator
 from ntropy_provider.api.limits import ApiLimits
 from ntropy_provider.api.models import Batch
 from ntropy_provider.api.wire import MAX_BATCH_SIZE, OPERATIONS, PRIORITIES, TRANSACTIONS_OPERATION
+from ntropy_provider.compat import add_callback, forgets_after_success, task_state_store
 from ntropy_provider.exceptions import (
     BatchesInErrorError,
     InvalidInputError,
@@ -63,8 +64,9 @@ class SubmitBatchOperator(BaseOperator):
 
     **No duplicate batches across task tries.** Ntropy charges per transaction, so a retried task
     must not submit again what an earlier try submitted. XCom is cleared between tries, so the
-    operator keeps its bookkeeping in the task state store (``context["task_state_store"]``, one
-    key per chunk, scoped to this dag run, task and map index): before each POST it records an
+    operator keeps its bookkeeping in the task state store (``context["task_state_store"]`` on
+    Airflow 3.3+, Airflow Variables on 3.1 and 3.2: see :mod:`ntropy_provider.compat`; one key per
+    chunk, scoped to this dag run, task and map index): before each POST it records an
     *intent* (chunk size, fingerprint = hash of the chunk's transaction ids, time), after the answer
     the batch id. A new try then:
 
@@ -79,15 +81,16 @@ class SubmitBatchOperator(BaseOperator):
       candidate matches was never created and is sent;
     * sends only the chunks never submitted.
 
-    Limits of the guarantee: it needs ``task_state_store`` (Airflow 3.3+; without it a warning is
-    logged and a retry may resubmit); the input must be the same on every try (a changed chunk is
+    Limits of the guarantee: the input must be the same on every try (a changed chunk is
     detected by its fingerprint and fails the task, or is resubmitted with
     ``on_input_change="resubmit"``); a candidate that ended in ``error`` cannot be identified (it
     has no results), so a chunk whose only candidates errored is sent again, which is what one does
     with an errored batch anyway; and the hook must not blindly retry a POST whose answer was lost.
-    The state persists after success, so clearing a successful task re-attaches to its batches
-    instead of paying again for the same input, unless ``[state_store] clear_on_success`` is set or
-    the state outlived its retention (``state_retention``), in which case the input is sent again.
+    On Airflow 3.3+ the state persists after success, so clearing a successful task re-attaches to
+    its batches instead of paying again for the same input, unless ``[state_store] clear_on_success``
+    is set or the state outlived its retention (``state_retention``), in which case the input is sent
+    again. On 3.1 and 3.2 the Variables are deleted once the task succeeded (they never expire), so
+    clearing a successful task sends the input again.
 
     With ``wait_for_completion``, the operator waits for its batches (deferred to the triggerer
     with :class:`~ntropy_provider.triggers.batch.BatchTrigger`, or polling), resubmits chunks whose
@@ -128,7 +131,8 @@ class SubmitBatchOperator(BaseOperator):
     :param on_input_change: ``fail`` or ``resubmit`` when a chunk differs from what an earlier try
         submitted for the same position.
     :param state_retention: how long the state store keeps this task's bookkeeping (``None``: the
-        ``[state_store] default_retention_days`` setting).
+        ``[state_store] default_retention_days`` setting). Airflow 3.3+ only; before, the bookkeeping
+        is kept until the task succeeds.
     """
 
     template_fields: Sequence[str] = ("items", "priority", "input_format", "rejects_path")
@@ -210,6 +214,9 @@ class SubmitBatchOperator(BaseOperator):
         self.reconcile_timeout = reconcile_timeout
         self.on_input_change = on_input_change
         self.state_retention = state_retention
+        # Where the store keeps records for ever (Airflow < 3.3), they are deleted once the task's
+        # success is recorded: a callback runs after that, so a crash cannot lose them before it.
+        self.on_success_callback = add_callback(self.on_success_callback, _forget_submission_records)
         self._memory_ledger: SubmissionLedger | None = None
 
     # ----------------------------------------------------------------------------------------------
@@ -231,7 +238,7 @@ class SubmitBatchOperator(BaseOperator):
         return NtropyHook(ntropy_conn_id=self.ntropy_conn_id)
 
     def _ledger(self, context: Context) -> SubmissionLedger:
-        accessor = context.get("task_state_store")  # type: ignore[call-overload]
+        accessor = task_state_store(context)
         if accessor is not None:
             return SubmissionLedger(
                 StateStore(accessor, self.state_retention), operation=self.operation, log=self.log
@@ -239,13 +246,24 @@ class SubmitBatchOperator(BaseOperator):
         # Without a state store the bookkeeping lives in this object: enough for one try, not for a retry.
         if self._memory_ledger is None:
             self.log.warning(
-                "task_state_store is not available (Airflow < 3.3?): a retry of this task cannot recognise "
+                "No task state store (not run as a task instance): a retry of this task cannot recognise "
                 "batches that an earlier try submitted, and may submit them again"
             )
             self._memory_ledger = SubmissionLedger(
                 StateStore(None, self.state_retention), operation=self.operation, log=self.log
             )
         return self._memory_ledger
+
+    def forget_submission_records(self, context: Context) -> None:
+        """Delete this task instance's records, where the store would otherwise keep them for ever.
+
+        :param context: the task's context.
+        """
+        store = task_state_store(context)
+        if store is None or not forgets_after_success(store):
+            return
+        deleted = self._ledger(context).forget()
+        self.log.info("Deleted the submission records of %d chunk(s): the task succeeded", deleted)
 
     # ----------------------------------------------------------------------------------------------
     # Reading and validating
@@ -646,3 +664,8 @@ class SubmitBatchOperator(BaseOperator):
         self._resubmit_errored(context, list(event.get("errored_batch_ids") or []))
         result = self._current_result(context, summary)
         return self._defer_or_finish(context, result, deadline, summary)
+
+
+def _forget_submission_records(context: Context) -> None:
+    """``on_success_callback`` of every SubmitBatchOperator (see ``forget_submission_records``)."""
+    context["task"].forget_submission_records(context)  # type: ignore[attr-defined]

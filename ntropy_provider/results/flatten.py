@@ -2,14 +2,20 @@
 
 The body of ``GET /v3/batches/{id}/results`` is parsed by Arrow's JSON reader (C++) with the explicit
 ``BATCH_RESULTS_ARROW_SCHEMA``, so no Python object is built per transaction: the nested
-EnrichedTransactions arrive as one Arrow struct array and the flat columns are its children. Fields
-the results do not keep are ignored by the reader; a value of the wrong type is an error that names
-its JSON path.
+EnrichedTransactions arrive as one Arrow struct array and the flat columns are its children. A value
+of the wrong type is an error that names its JSON path. Fields the schema has no column for are
+reported by the reader and kept in ``extra_json`` (see ``extra_fields``); fields of the body beside
+``results`` (not per transaction) are logged. ``created_at`` is read with or without a zone (ISO 8601,
+``T`` or space, ``Z`` or an offset); without one it means UTC.
 """
 
 from __future__ import annotations
 
+import gc
+import logging
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,12 +25,16 @@ import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
 from ntropy_provider.api.wire import BatchStatus
+from ntropy_provider.results.extra_fields import extra_json_column, plan_for
 from ntropy_provider.results.schema import (
     BATCH_RESULTS_ARROW_SCHEMA,
     ENRICHED_TRANSACTION_ARROW_TYPE,
+    EXTRA_JSON_COLUMN,
     LOCATION_STRUCTURED_FIELDS,
     RESULTS_ARROW_SCHEMA,
 )
+
+log = logging.getLogger(__name__)
 
 _EMPTY_INTERMEDIARIES = pa.scalar([], type=RESULTS_ARROW_SCHEMA.field("intermediaries").type)
 # Arrow's JSON reader parses whole blocks; one block must hold the whole body (one JSON object).
@@ -61,25 +71,102 @@ def _children(array: pa.StructArray) -> dict[str, pa.Array]:
     return {array.type.field(i).name: child for i, child in enumerate(array.flatten())}
 
 
-def _read_body(raw: bytes, batch_id: str | None) -> pa.Table:
+@dataclass(frozen=True, slots=True)
+class _Body:
+    """A results body as read: its fields typed as the schema says, and what the schema does not know.
+
+    :param table: one row: ``id``, ``total``, ``status``, ``results`` of ``BATCH_RESULTS_ARROW_SCHEMA``.
+    :param extra_json: per result, its fields without a column as JSON text (or null).
+    """
+
+    table: pa.Table
+    extra_json: pa.Array
+
+
+_ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError)
+_BODY_FIELDS = BATCH_RESULTS_ARROW_SCHEMA.names
+
+
+def _parse(stripped: bytes, unexpected: str) -> pa.Table:
+    read_options = pa_json.ReadOptions(use_threads=False, block_size=max(len(stripped) + 1, _MIN_BLOCK_SIZE))
+    parse_options = pa_json.ParseOptions(
+        explicit_schema=BATCH_RESULTS_ARROW_SCHEMA,
+        unexpected_field_behavior=unexpected,
+        # A pretty-printed body has newlines between tokens; compact JSON (the API's) parses faster.
+        newlines_in_values=b"\n" in stripped,
+    )
+    return pa_json.read_json(pa.BufferReader(stripped), read_options, parse_options)
+
+
+def _read_body(raw: bytes, batch_id: str | None) -> _Body:
     where = f"results of batch {batch_id}" if batch_id else "results body"
     stripped = raw.strip()
     if not stripped.startswith(b"{"):
         raise ResultsFormatError(f"{where}: expected a JSON object, got {bytes(raw[:40])!r}")
-    read_options = pa_json.ReadOptions(use_threads=False, block_size=max(len(raw) + 1, _MIN_BLOCK_SIZE))
-    parse_options = pa_json.ParseOptions(
-        explicit_schema=BATCH_RESULTS_ARROW_SCHEMA,
-        unexpected_field_behavior="ignore",
-        # A pretty-printed body has newlines between tokens; compact JSON (the API's) parses faster.
-        newlines_in_values=b"\n" in stripped,
-    )
+    seen: pa.StructType | None
     try:
-        table = pa_json.read_json(pa.BufferReader(stripped), read_options, parse_options)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as err:
-        raise ResultsFormatError(f"{where}: {_locate(stripped) or err}") from None
+        # "infer": the fields the schema does not list are typed and reported too, at every depth.
+        table = _parse(stripped, "infer")
+        seen = table.schema.field("results").type.value_type
+    except _ARROW_ERRORS:
+        # Either a known field has the wrong type, or an unknown one changes type between results
+        # (which inference refuses): read the known fields only; any refusal now is the body's fault.
+        try:
+            table = _parse(stripped, "ignore")
+        except _ARROW_ERRORS as err:
+            raise ResultsFormatError(f"{where}: {_locate(stripped) or err}") from None
+        seen = None
     if table.num_rows != 1:
         raise ResultsFormatError(f"{where}: expected one JSON object, got {table.num_rows}")
-    return table
+    _log_body_fields_not_kept(table.schema.names, where)
+    # The inferred fields are left out by a cast to the schema's types (which keeps the known ones).
+    known = pa.table(
+        [table.column(field.name).cast(field.type) for field in BATCH_RESULTS_ARROW_SCHEMA],
+        schema=BATCH_RESULTS_ARROW_SCHEMA,
+    )
+    results = known.column("results")
+    count = 0 if results.null_count else len(results.chunk(0).flatten())
+    if seen == ENRICHED_TRANSACTION_ARROW_TYPE:
+        # Nothing beyond the schema (the common case): no Python object per transaction.
+        return _Body(table=known, extra_json=pa.nulls(count, pa.string()))
+    extra = _unknown_fields(stripped, seen, count, where)
+    return _Body(table=known, extra_json=extra)
+
+
+def _log_body_fields_not_kept(names: list[str], where: str) -> None:
+    beyond = [name for name in names if name not in _BODY_FIELDS]
+    if beyond:
+        log.warning("%s: fields of the body not kept (not per transaction): %s", where, ", ".join(beyond))
+
+
+@contextmanager
+def _garbage_collection_paused() -> Iterator[None]:
+    # Decoding a body builds millions of containers, none of them cyclic; the collector's passes over
+    # them would double the time (measured). Paused only while this thread decodes and walks them.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _unknown_fields(stripped: bytes, seen: pa.StructType | None, count: int, where: str) -> pa.Array:
+    """The slow path, only for a body holding fields the schema does not know: keep them as JSON."""
+    with _garbage_collection_paused():
+        try:
+            body = orjson.loads(stripped)
+        except orjson.JSONDecodeError as err:
+            raise ResultsFormatError(f"{where}: not valid JSON ({err})") from None
+        if seen is None:  # read with the unknown fields ignored: the body's own were not reported
+            _log_body_fields_not_kept(list(body), where)
+        results = body.get("results") if isinstance(body.get("results"), list) else []
+        if len(results) != count:
+            raise ResultsFormatError(f"{where}: {len(results)} results decoded, {count} read")
+        extra = extra_json_column(results, plan_for(ENRICHED_TRANSACTION_ARROW_TYPE, seen))
+        del body, results  # freed here, by reference counting, while the collector is still paused
+    return extra
 
 
 _ITEM_SCHEMA = pa.schema(list(ENRICHED_TRANSACTION_ARROW_TYPE))
@@ -142,7 +229,8 @@ def convert_results(raw: bytes, *, batch_id: str | None = None) -> pa.RecordBatc
 
 
 def _convert(raw: bytes, batch_id: str | None) -> tuple[str, pa.RecordBatch]:
-    table = _read_body(raw, batch_id)
+    read = _read_body(raw, batch_id)
+    table = read.table
     body_id = table.column("id")[0].as_py()
     status = table.column("status")[0].as_py()
     total = table.column("total")[0].as_py()
@@ -158,10 +246,10 @@ def _convert(raw: bytes, batch_id: str | None) -> tuple[str, pa.RecordBatch]:
     items = results.flatten() if results.null_count == 0 else pa.array([], results.type.value_type)
     if total is None or total != len(items):
         raise ResultsFormatError(f"{where}: total is {total!r} but the body holds {len(items)} results")
-    return body_id, _flatten_items(items, body_id, where)
+    return body_id, _flatten_items(items, read.extra_json, body_id, where)
 
 
-def _flatten_items(items: pa.StructArray, batch_id: str, where: str) -> pa.RecordBatch:
+def _flatten_items(items: pa.StructArray, extra_json: pa.Array, batch_id: str, where: str) -> pa.RecordBatch:
     if items.null_count:
         row = items.is_null().to_pylist().index(True)
         raise ResultsFormatError(f"{where}: result {row} is null, expected an EnrichedTransaction")
@@ -198,6 +286,7 @@ def _flatten_items(items: pa.StructArray, batch_id: str, where: str) -> pa.Recor
         **{f"location_{name}": structured[name] for name, _ in LOCATION_STRUCTURED_FIELDS},
         "error_code": error["code"],
         "error_message": error["message"],
+        EXTRA_JSON_COLUMN: extra_json,
     }
     return pa.RecordBatch.from_arrays(
         [columns[field.name] for field in RESULTS_ARROW_SCHEMA], schema=RESULTS_ARROW_SCHEMA

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ntropy_provider.compat import storage_bucket
+
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
@@ -39,6 +41,6 @@ def dataset_uri(path: ObjectStoragePath) -> str:
     protocol = path.protocol or "file"
     if protocol in ("file", "local"):
         return f"file://{path.path}"
-    bucket = path.bucket
+    bucket = storage_bucket(path)
     key = path.key.strip("/")
     return f"{protocol}://{bucket}/{key}" if bucket else f"{protocol}://{key}"

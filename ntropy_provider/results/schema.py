@@ -7,7 +7,9 @@ from __future__ import annotations
 import pyarrow as pa
 
 #: Bumped whenever a column is added, removed or changes type; stored in every Parquet file's metadata.
-RESULTS_SCHEMA_VERSION = "1"
+#: Version 2 added the entities' ``phone_number``, ``tax_number`` and ``naics2017`` (flat for the
+#: counterparty, as fields of each intermediary) and ``extra_json``.
+RESULTS_SCHEMA_VERSION = "2"
 RESULTS_SCHEMA_VERSION_KEY = b"ntropy_provider.results_schema_version"
 
 #: Structured location fields, in the API's order, and their Arrow types.
@@ -38,6 +40,8 @@ def parquet_list(value_type: pa.DataType) -> pa.ListType:
     return pa.list_(pa.field("element", value_type))
 
 
+#: An Entity (an intermediary; the counterparty adds ``type``), in the order of ntropy-sdk's model. Every
+#: field is nullable; ``naics2017`` is a string, as the SDK types it (a code such as ``"722515"``).
 INTERMEDIARY_TYPE = pa.struct(
     [
         pa.field("id", pa.string()),
@@ -45,8 +49,14 @@ INTERMEDIARY_TYPE = pa.struct(
         pa.field("website", pa.string()),
         pa.field("logo", pa.string()),
         pa.field("mccs", parquet_list(pa.int32())),
+        pa.field("phone_number", pa.string()),
+        pa.field("tax_number", pa.string()),
+        pa.field("naics2017", pa.string()),
     ]
 )
+
+#: The column holding, as a JSON object text, what the results schema has no column for.
+EXTRA_JSON_COLUMN = "extra_json"
 
 RESULTS_ARROW_SCHEMA: pa.Schema = pa.schema(
     [
@@ -59,6 +69,9 @@ RESULTS_ARROW_SCHEMA: pa.Schema = pa.schema(
         pa.field("counterparty_website", pa.string()),
         pa.field("counterparty_logo", pa.string()),
         pa.field("counterparty_mccs", parquet_list(pa.int32())),
+        pa.field("counterparty_phone_number", pa.string()),
+        pa.field("counterparty_tax_number", pa.string()),
+        pa.field("counterparty_naics2017", pa.string()),
         pa.field("intermediaries", parquet_list(INTERMEDIARY_TYPE)),
         pa.field("category_general", pa.string()),
         pa.field("category_accounting", pa.string()),
@@ -66,6 +79,7 @@ RESULTS_ARROW_SCHEMA: pa.Schema = pa.schema(
         *(pa.field(f"location_{name}", type_) for name, type_ in LOCATION_STRUCTURED_FIELDS),
         pa.field("error_code", pa.string()),
         pa.field("error_message", pa.string()),
+        pa.field(EXTRA_JSON_COLUMN, pa.string()),
     ],
     metadata={RESULTS_SCHEMA_VERSION_KEY: RESULTS_SCHEMA_VERSION.encode()},
 )
@@ -73,14 +87,17 @@ RESULTS_ARROW_SCHEMA: pa.Schema = pa.schema(
 
 ``transaction_id`` and ``batch_id`` are never null; every other column is nullable and keeps its
 type when all of its values are null. ``intermediaries`` is a list (empty, never null, for rows
-without an error). The schema version sits in the metadata under ``RESULTS_SCHEMA_VERSION_KEY``.
+without an error). ``extra_json`` holds the EnrichedTransaction's fields that no other column holds
+(fields the API added after this schema), as a JSON object nested like the EnrichedTransaction, at
+every depth; it is null when there are none. The schema version sits in the metadata under
+``RESULTS_SCHEMA_VERSION_KEY``.
 """
 
 #: A counterparty as the results keep it: an entity plus its ``type`` (``person`` or ``organization``).
 COUNTERPARTY_TYPE = pa.struct([pa.field("type", pa.string()), *INTERMEDIARY_TYPE])
 
-#: An EnrichedTransaction as typed for Arrow's JSON reader. Only the fields that the results keep are
-#: listed; the reader ignores the others (``phone_number``, ``recurrence``, ...), at every depth.
+#: An EnrichedTransaction as typed for Arrow's JSON reader: the fields that have a column. Any other
+#: field (at any depth) goes to ``extra_json``.
 ENRICHED_TRANSACTION_ARROW_TYPE = pa.struct(
     [
         pa.field("id", pa.string()),

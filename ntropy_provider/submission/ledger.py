@@ -113,6 +113,16 @@ class StateStore:
         else:
             self._accessor.set(key, value, retention=self._retention)
 
+    def delete(self, key: str) -> None:
+        """Forget ``key``.
+
+        :param key: the key.
+        """
+        if self._accessor is None:
+            self._memory.pop(key, None)
+        else:
+            self._accessor.delete(key)
+
 
 class SubmissionLedger:
     """The chunk records of one task instance, and the reconciliation of unrecorded POSTs.
@@ -275,6 +285,25 @@ class SubmissionLedger:
         """The ``(summary, deadline)`` :meth:`save_wait` kept (empty and ``None`` when nothing was)."""
         stored = self.store.get(STATE_WAIT_KEY) or {}
         return stored.get("summary") or {}, stored.get("deadline")
+
+    def forget(self) -> int:
+        """Delete every record of this task instance (the chunks of every plan, the plan, the kept
+        submission, the wait).
+
+        Chunk records are contiguous from 0, so the chunks of an earlier, longer plan are found by
+        reading on until one is missing.
+
+        :return: how many chunk records were deleted.
+        """
+        planned = (self.store.get(STATE_PLAN_KEY) or {}).get("chunks", 0)
+        index = 0
+        while index < planned or self.store.get(STATE_CHUNK_KEY.format(index=index)):
+            self.store.delete(STATE_CHUNK_KEY.format(index=index))
+            index += 1
+        self.store.delete(STATE_WAIT_KEY)
+        self.store.delete(STATE_SUBMISSION_KEY)
+        self.store.delete(STATE_PLAN_KEY)
+        return index
 
     # ----------------------------------------------------------------------------------------------
     # Reconciling intents whose outcome was never recorded

@@ -7,12 +7,19 @@ at ``/ntropy`` (so Ntropy delivers to ``https://<airflow>/ntropy/webhooks``), or
 Every delivery goes through the same gates, cheapest first, and nothing is recorded unless it passes
 all of them:
 
-1. ``X-Ntropy-Token`` matches the connection's token (constant-time) .................. else 401
+1. the path's connection is served and ``X-Ntropy-Token`` matches its token (constant-time; the same
+   answer whether the connection is served or not, so ids cannot be probed) ........... else 401
 2. the body stays under the size limit while it streams in ............................ else 413
-3. the body is JSON ..................................................................... else 400
-4. the body has the documented shape (``WebhookEvent.from_dict``) ..................... else 422
-5. the event type is a batch event ............................. else 200 ``ignored`` (not recorded)
-6. recorded once per ``event_id`` ........................ 200 ``recorded``, or 200 ``duplicate``
+3. the body arrives within the body time limit .......................................... else 408
+4. the body is JSON ..................................................................... else 400
+5. the body is the documented event (``WebhookEvent.from_dict``: a batch event's ``data`` is a valid
+   Batch whose status matches the event type) ................ else 422 naming the field
+6. the event type is a batch event ............................. else 200 ``ignored`` (not recorded)
+7. recorded once per ``event_id`` and once per batch and event type
+   ..................................................... 200 ``recorded``, or 200 ``duplicate``
+
+Only the validated Batch, re-serialized, is recorded; a client that disconnects mid-body is logged, not
+a 500. Every untrusted value in a log line goes through :func:`log_safe`.
 
 When Airflow cannot record yet (database unavailable, no unpaused DAG scheduled on the asset, the token
 store unreadable) the answer is 503: Ntropy retries for 24 h, so nothing is lost.
@@ -30,25 +37,22 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.requests import ClientDisconnect
 
 from ntropy_provider.api.models import WebhookEvent
 from ntropy_provider.api.wire import WEBHOOK_TOKEN_HEADER
+from ntropy_provider.compat import WEBHOOK_RECEIVER, require_partitioned_assets
 from ntropy_provider.webhooks.assets import BatchEventRecord
 from ntropy_provider.webhooks.auth import TokenResolver, TokenUnavailableError, tokens_match
 from ntropy_provider.webhooks.config import WEBHOOK_PATH, ReceiverConfig
-from ntropy_provider.webhooks.recorder import (
-    MAX_EVENT_ID_LENGTH,
-    EventRecorder,
-    NoActiveConsumerError,
-    RecordOutcome,
-)
+from ntropy_provider.webhooks.log_text import log_safe
+from ntropy_provider.webhooks.provider_config import DEFAULT_BODY_TIMEOUT_SECONDS
+from ntropy_provider.webhooks.recorder import EventRecorder, NoActiveConsumerError, RecordOutcome
 
 log = logging.getLogger(__name__)
 
 #: Seconds Ntropy is asked to wait before retrying when Airflow cannot record yet.
 RETRY_AFTER_SECONDS = 60
-#: Batch ids are UUIDs; a longer one is not a Batch.
-MAX_BATCH_ID_LENGTH = 100
 
 
 class _Rejected(Exception):
@@ -61,8 +65,10 @@ class _Rejected(Exception):
         self.headers = headers
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """Read the body, refusing it as soon as it grows past ``limit`` (never buffering more than that)."""
+async def _read_body(request: Request, limit: int, timeout: float = DEFAULT_BODY_TIMEOUT_SECONDS) -> bytes:
+    """Read the body, refusing it as soon as it grows past ``limit`` (never buffering more than that) or
+    takes longer than ``timeout`` seconds to arrive (a trickled body would hold a connection and a
+    graceful shutdown for as long as the sender likes)."""
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
@@ -72,11 +78,22 @@ async def _read_body(request: Request, limit: int) -> bytes:
         if declared_size > limit:
             raise _Rejected(413, f"body: larger than {limit} bytes (Content-Length: {declared_size})")
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise _Rejected(413, f"body: larger than {limit} bytes")
+    try:
+        with anyio.fail_after(timeout):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    raise _Rejected(413, f"body: larger than {limit} bytes")
+    except TimeoutError:
+        raise _Rejected(408, f"body: not received within {timeout:g} s", {"Connection": "close"}) from None
+    except ClientDisconnect:
+        # Nobody is left to answer; the status only shows in the access log.
+        raise _Rejected(400, "client disconnected before the body was complete") from None
     return bytes(body)
+
+
+def _unauthorized() -> _Rejected:
+    return _Rejected(401, f"missing or wrong {WEBHOOK_TOKEN_HEADER} header")
 
 
 def _parse_event(body: bytes) -> WebhookEvent:
@@ -87,26 +104,9 @@ def _parse_event(body: bytes) -> WebhookEvent:
     except orjson.JSONDecodeError as err:
         raise _Rejected(400, f"body: not valid JSON ({err})") from None
     try:
-        event = WebhookEvent.from_dict(decoded)
+        return WebhookEvent.from_dict(decoded)
     except ValueError as err:
         raise _Rejected(422, str(err)) from None
-    if len(event.event_id) > MAX_EVENT_ID_LENGTH:
-        raise _Rejected(422, f"event_id: longer than {MAX_EVENT_ID_LENGTH} characters")
-    if _has_control_characters(event.event_id):
-        raise _Rejected(422, "event_id: contains control characters")
-    if event.is_batch_event:
-        batch_id = str(event.data["id"])
-        if len(batch_id) > MAX_BATCH_ID_LENGTH:
-            raise _Rejected(422, f"data.id: longer than {MAX_BATCH_ID_LENGTH} characters")
-        if _has_control_characters(batch_id):
-            raise _Rejected(422, "data.id: contains control characters")
-    return event
-
-
-def _has_control_characters(text: str) -> bool:
-    # Both ids become key columns (dedupe claim, partition key): PostgreSQL refuses NUL in text, and the
-    # driver raises before SQL is sent, so such an id must be refused here as bad input, not fail as a 500.
-    return any(ord(char) < 0x20 or ord(char) == 0x7F for char in text)
 
 
 def create_app(
@@ -121,6 +121,7 @@ def create_app(
     :param resolver: resolves expected tokens (built from ``config`` when omitted).
     :param recorder: records events in Airflow's database (built from ``config`` when omitted).
     """
+    require_partitioned_assets(WEBHOOK_RECEIVER)
     config = config or ReceiverConfig.from_airflow_conf()
     resolver = resolver or TokenResolver(config)
     recorder = recorder or EventRecorder(
@@ -154,8 +155,9 @@ def create_app(
         return {"status": "ok"}
 
     async def receive(request: Request, conn_id: str) -> dict[str, Any]:
+        # A path that is not served is refused like a wrong token, without a look-up: no oracle of ids.
         if conn_id not in served:
-            raise _Rejected(404, "unknown webhook path")
+            raise _unauthorized()
         try:
             expected = await resolver.get(conn_id)
         except TokenUnavailableError as err:
@@ -165,34 +167,50 @@ def create_app(
             ) from None
         # Same answer for a missing token, a wrong one and an unconfigured connection: no oracle.
         if not tokens_match(request.headers.get(WEBHOOK_TOKEN_HEADER), expected):
-            raise _Rejected(401, f"missing or wrong {WEBHOOK_TOKEN_HEADER} header")
+            raise _unauthorized()
 
-        event = _parse_event(await _read_body(request, config.max_body_bytes))
+        try:
+            event = _parse_event(
+                await _read_body(request, config.max_body_bytes, config.body_timeout_seconds)
+            )
+        except _Rejected as refused:
+            log.info("Ntropy webhook: refused a delivery (%d): %s", refused.status, log_safe(refused.detail))
+            raise
         if not event.is_batch_event:
-            log.info("Ntropy webhook: ignored event %s of type %r", event.event_id, event.event_type)
+            log.info(
+                "Ntropy webhook: ignored event %s of type %s",
+                log_safe(event.event_id),
+                log_safe(event.event_type),
+            )
             return {"status": "ignored", "event_id": event.event_id, "reason": "not a batch event"}
 
         record = BatchEventRecord.from_webhook_event(event, conn_id)
         try:
             result = await anyio.to_thread.run_sync(recorder.record, record, limiter=record_limiter)
         except NoActiveConsumerError as err:
-            log.error("Ntropy webhook: event %s not recorded: %s", event.event_id, err)
+            log.error("Ntropy webhook: event %s not recorded: %s", log_safe(event.event_id), err)
             raise _Rejected(503, str(err), {"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
         except SQLAlchemyError as err:
-            log.warning("Ntropy webhook: event %s not recorded, database error: %s", event.event_id, err)
+            # The driver's message, bounded and escaped (SQLAlchemy's own text quotes every parameter).
+            log.warning(
+                "Ntropy webhook: event %s not recorded, database error: %s: %s",
+                log_safe(event.event_id),
+                type(err).__name__,
+                log_safe(getattr(err, "orig", None) or err),
+            )
             raise _Rejected(
                 503, "database unavailable, retry later", {"Retry-After": str(RETRY_AFTER_SECONDS)}
             ) from None
         if result.outcome is RecordOutcome.RECORDED:
             log.info(
                 "Ntropy webhook: recorded %s for batch %s (event %s, asset event %s)",
-                record.event_type,
-                record.batch_id,
-                record.event_id,
+                log_safe(record.event_type),
+                log_safe(record.batch_id),
+                log_safe(record.event_id),
                 result.asset_event_id,
             )
         else:
-            log.info("Ntropy webhook: duplicate delivery of event %s ignored", record.event_id)
+            log.info("Ntropy webhook: duplicate delivery of event %s ignored", log_safe(record.event_id))
         return {
             "status": result.outcome.value,
             "event_id": record.event_id,

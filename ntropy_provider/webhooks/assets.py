@@ -76,20 +76,27 @@ class BatchEventRecord:
 
     @classmethod
     def from_webhook_event(cls, event: WebhookEvent, conn_id: str) -> BatchEventRecord:
-        """Build the record of a validated batch event.
+        """Build the record of a validated batch event from its validated Batch only.
 
-        :param event: a delivery whose ``data`` is a Batch object (checked by ``WebhookEvent.from_dict``).
+        Nothing of the delivery but what :meth:`Batch.from_dict_strict` checked and re-serialized reaches
+        the asset event's ``extra``: unknown keys are dropped, so its size and depth are bounded.
+
+        :param event: a delivery checked by ``WebhookEvent.from_dict`` (its ``batch`` is set).
         :param conn_id: the connection the delivery was authenticated for.
+        :raises ValueError: when the event is not a validated batch event.
         """
+        batch = event.batch
+        if batch is None:
+            raise ValueError(f"event_type: {event.event_type!r} is not a batch event")
         return cls(
             event_id=event.event_id,
             event_type=event.event_type,
-            batch_id=str(event.data["id"]),
-            status=str(event.data["status"]),
-            total=int(event.data["total"]),
-            progress=int(event.data["progress"]),
+            batch_id=batch.id,
+            status=batch.status.value,
+            total=batch.total,
+            progress=batch.progress,
             conn_id=conn_id,
-            batch=Batch.from_dict(event.data).to_dict(),
+            batch=batch.to_dict(),
         )
 
     @classmethod

@@ -14,8 +14,8 @@ import logging
 import time
 from dataclasses import dataclass
 
+from airflow.providers.common.compat.sdk import AirflowNotFoundException
 from airflow.sdk import BaseHook
-from airflow.sdk.exceptions import AirflowNotFoundException
 
 from ntropy_provider.webhooks.config import ReceiverConfig
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from airflow.configuration import conf
 
 from ntropy_provider.webhooks.provider_config import (
+    DEFAULT_BODY_TIMEOUT_SECONDS,
     DEFAULT_CONN_ID,
     DEFAULT_DEDUPE_RETENTION_DAYS,
     DEFAULT_MAX_BODY_BYTES,
@@ -35,12 +36,14 @@ class ReceiverConfig:
     :param conn_id: the Ntropy connection served by ``POST /webhooks`` (other connections are served
         by ``POST /webhooks/{conn_id}``); it names the asset that events are recorded on.
     :param extra_conn_ids: further Ntropy connections served at ``POST /webhooks/{conn_id}``; any other
-        connection id in the path is answered 404 without a look-up (so unauthenticated callers cannot
-        make the receiver read arbitrary connections).
+        connection id in the path is answered 401, like a wrong token, without a look-up (so
+        unauthenticated callers can neither make the receiver read arbitrary connections nor learn
+        which ids are served).
     :param token_extra_key: key, in the connection's extras, of the expected ``X-Ntropy-Token``.
     :param token_variable: when set, the token is read from this Airflow variable instead of the
         connection's extras (for the default connection only).
     :param max_body_bytes: largest accepted body; a larger one is refused with 413 while it streams in.
+    :param body_timeout_seconds: longest time the body may take to arrive; a slower one is refused (408).
     :param token_cache_seconds: how long a resolved token is reused before it is read again.
     :param dedupe_retention_days: how long event ids are remembered for deduplication.
     :param record_concurrency: most deliveries written to the database at once (per process).
@@ -60,6 +63,7 @@ class ReceiverConfig:
     token_extra_key: str = DEFAULT_TOKEN_EXTRA_KEY
     token_variable: str | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    body_timeout_seconds: float = DEFAULT_BODY_TIMEOUT_SECONDS
     token_cache_seconds: float = DEFAULT_TOKEN_CACHE_SECONDS
     dedupe_retention_days: int = DEFAULT_DEDUPE_RETENTION_DAYS
     record_concurrency: int = DEFAULT_RECORD_CONCURRENCY
@@ -69,6 +73,8 @@ class ReceiverConfig:
     def __post_init__(self) -> None:
         if self.max_body_bytes < 1024:
             raise ValueError(f"max_body_bytes: expected at least 1024, got {self.max_body_bytes}")
+        if not self.body_timeout_seconds > 0:
+            raise ValueError(f"body_timeout_seconds: expected > 0, got {self.body_timeout_seconds}")
         if self.token_cache_seconds < 0:
             raise ValueError(f"token_cache_seconds: expected >= 0, got {self.token_cache_seconds}")
         if self.dedupe_retention_days < 2:
@@ -95,6 +101,9 @@ class ReceiverConfig:
             token_extra_key=conf.get(CONFIG_SECTION, "token_extra_key", fallback=DEFAULT_TOKEN_EXTRA_KEY),
             token_variable=conf.get(CONFIG_SECTION, "token_variable", fallback=None) or None,
             max_body_bytes=conf.getint(CONFIG_SECTION, "max_body_bytes", fallback=DEFAULT_MAX_BODY_BYTES),
+            body_timeout_seconds=conf.getfloat(
+                CONFIG_SECTION, "body_timeout_seconds", fallback=DEFAULT_BODY_TIMEOUT_SECONDS
+            ),
             token_cache_seconds=conf.getfloat(
                 CONFIG_SECTION, "token_cache_seconds", fallback=DEFAULT_TOKEN_CACHE_SECONDS
             ),

@@ -9,11 +9,18 @@ providers are discovered lazily and ``None`` (silently skipped by Airflow) other
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from airflow.configuration import conf
 from airflow.providers.common.compat.sdk import AirflowPlugin
 
+from ntropy_provider.compat import (
+    WEBHOOK_RECEIVER,
+    FeatureNotAvailable,
+    has_partitioned_assets,
+    require_partitioned_assets,
+)
 from ntropy_provider.webhooks.app import create_app
 from ntropy_provider.webhooks.config import URL_PREFIX
 
@@ -26,9 +33,18 @@ class NtropyWebhooksPlugin(AirflowPlugin):
     """
 
     name = "ntropy_webhooks"
-    fastapi_apps: list[dict[str, Any]] = [
-        {"app": create_app(), "url_prefix": URL_PREFIX, "name": "Ntropy webhook receiver"},
-    ]
+    fastapi_apps: list[dict[str, Any]] = (
+        [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "Ntropy webhook receiver"}]
+        if has_partitioned_assets()
+        else []
+    )
+
+
+if not NtropyWebhooksPlugin.fastapi_apps:
+    try:
+        require_partitioned_assets(WEBHOOK_RECEIVER)
+    except FeatureNotAvailable as unavailable:
+        logging.getLogger(__name__).warning("%s It is not mounted at %s.", unavailable, URL_PREFIX)
 
 
 def _providers_load_lazily() -> bool:

@@ -14,19 +14,22 @@ from ntropy_provider.hooks.connection import DEFAULT_CONN_ID
 SECTION = "ntropy_webhooks"
 DEFAULT_TOKEN_EXTRA_KEY = "webhook_token"
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
+#: A 64 KiB body arrives in milliseconds; Ntropy itself gives up on a delivery after 10 s.
+DEFAULT_BODY_TIMEOUT_SECONDS = 5.0
 DEFAULT_TOKEN_CACHE_SECONDS = 30.0
 DEFAULT_DEDUPE_RETENTION_DAYS = 7
 DEFAULT_RECORD_CONCURRENCY = 8
 DEFAULT_PARTITION_BY_BATCH = True
 DEFAULT_REQUIRE_ACTIVE_CONSUMER = True
 
-_VERSION = "0.1.0"
+#: The release that added these options (Airflow's ``version_added``), not the current version.
+_ADDED_IN = "0.1.0"
 
 
 def _option(description: str, type_: str, default: Any, example: Any = None) -> dict[str, Any]:
     return {
         "description": description,
-        "version_added": _VERSION,
+        "version_added": _ADDED_IN,
         "type": type_,
         "example": example,
         "default": None if default is None else str(default),
@@ -66,6 +69,12 @@ PROVIDER_CONFIG: dict[str, Any] = {
                 "Largest delivery body accepted; a larger one is refused (413) while it streams in.",
                 "integer",
                 DEFAULT_MAX_BODY_BYTES,
+            ),
+            "body_timeout_seconds": _option(
+                "Longest time a delivery's body may take to arrive once its headers are in; a slower one is "
+                "refused with 408 and its connection closed.",
+                "float",
+                DEFAULT_BODY_TIMEOUT_SECONDS,
             ),
             "token_cache_seconds": _option(
                 "How long a token read from a connection or variable is reused.",

@@ -8,7 +8,10 @@ at the same time. Exactly-once rests on one database transaction that both
 2. creates the asset event through Airflow's own ``AssetManager.register_asset_change`` (what the REST
    API's ``POST /api/v2/assets/events`` calls), which also queues the DAG runs scheduled on the asset.
 
-A second copy fails on the primary key and is answered as a duplicate; if recording fails, the
+A second copy fails on the primary key and is answered as a duplicate. A batch ends once, so an event
+for a batch and event type already recorded under another ``event_id`` (a re-delivery under a new id, or
+the catch-up's record of a batch whose delivery came late) fails on a unique index over
+``(conn_id, batch_id, event_type)`` and is a duplicate too. If recording fails, the
 transaction rolls back, the event id is not kept, and Ntropy's retry records it later. Because the
 table lives in the metadata database, this holds across API-server workers and hosts. Nothing here
 touches Airflow's tables other than through Airflow's API.
@@ -26,16 +29,16 @@ import time
 from dataclasses import dataclass
 
 from airflow.utils.sqlalchemy import UtcDateTime
-from sqlalchemy import Column, Integer, MetaData, String, Table, delete, insert, select, update
+from sqlalchemy import Column, Index, Integer, MetaData, String, Table, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from ntropy_provider.api.models import MAX_EVENT_ID_LENGTH
 from ntropy_provider.webhooks.assets import BatchEventRecord, batches_asset_uri
+from ntropy_provider.webhooks.log_text import log_safe
 
 log = logging.getLogger(__name__)
 
 DEDUPE_TABLE_NAME = "ntropy_webhook_event"
-#: Longest event id accepted (Ntropy's are UUIDs); bounds the primary key.
-MAX_EVENT_ID_LENGTH = 200
 #: Longest connection id Airflow allows.
 MAX_CONN_ID_LENGTH = 250
 #: How often a process deletes expired event ids.
@@ -54,6 +57,14 @@ dedupe_table = Table(
     # Airflow's own timezone-safe type, so the column behaves the same on SQLite, Postgres and MySQL.
     Column("received_at", UtcDateTime(), nullable=False, index=True),
     Column("asset_event_id", Integer, nullable=True),
+)
+#: One recorded event per batch and event type, whatever its event id.
+batch_index = Index(
+    "ntropy_webhook_event_batch_uq",
+    dedupe_table.c.conn_id,
+    dedupe_table.c.batch_id,
+    dedupe_table.c.event_type,
+    unique=True,
 )
 
 
@@ -128,6 +139,15 @@ class EventRecorder:
 
                 if not inspect(engine).has_table(DEDUPE_TABLE_NAME):
                     raise
+            # A table created before the index existed gets it now.
+            try:
+                batch_index.create(engine, checkfirst=True)
+            except OperationalError:
+                from sqlalchemy import inspect
+
+                names = {index["name"] for index in inspect(engine).get_indexes(DEDUPE_TABLE_NAME)}
+                if batch_index.name not in names:
+                    raise
             if engine.dialect.name == "sqlite":
                 self._write_lock = threading.Lock()
             self._table_ready = True
@@ -185,13 +205,58 @@ class EventRecorder:
                 )
                 asset_event_id = asset_event.id
         except IntegrityError:
-            # Only the claim's primary key makes this a duplicate. A constraint elsewhere (in Airflow's
-            # tables) rolled the claim back too: answering "duplicate" would lose the event for good, so
-            # let it surface as a database error (503) and have Ntropy retry it.
-            if self.is_recorded(event.conn_id, event.event_id):
+            # Only the claim's keys make this a duplicate. A constraint elsewhere (in Airflow's tables)
+            # rolled the claim back too: answering "duplicate" would lose the event for good, so let it
+            # surface as a database error (503) and have Ntropy retry it.
+            if self._is_duplicate(event):
                 return RecordResult(RecordOutcome.DUPLICATE)
             raise
         return RecordResult(RecordOutcome.RECORDED, asset_event_id)
+
+    def _is_duplicate(self, event: BatchEventRecord) -> bool:
+        """Whether the claim failed because the event, or its batch's event of that type, is recorded.
+
+        A reused ``event_id`` that reported another batch or type is still a duplicate (its id is taken)
+        but is logged as a warning naming both, since the sender is confused or hostile.
+        """
+        from airflow.utils.session import create_session
+
+        columns = (dedupe_table.c.event_id, dedupe_table.c.batch_id, dedupe_table.c.event_type)
+        with create_session(scoped=False) as session:
+            same_id = session.execute(
+                select(*columns).where(
+                    dedupe_table.c.conn_id == event.conn_id, dedupe_table.c.event_id == event.event_id
+                )
+            ).first()
+            same_batch = session.execute(
+                select(*columns).where(
+                    dedupe_table.c.conn_id == event.conn_id,
+                    dedupe_table.c.batch_id == event.batch_id,
+                    dedupe_table.c.event_type == event.event_type,
+                )
+            ).first()
+        if same_id is not None:
+            if (same_id.batch_id, same_id.event_type) != (event.batch_id, event.event_type):
+                log.warning(
+                    "Ntropy webhook: event id %s reused: recorded for batch %s (%s), now delivered for batch "
+                    "%s (%s); answered as a duplicate, nothing recorded",
+                    log_safe(event.event_id),
+                    log_safe(same_id.batch_id),
+                    log_safe(same_id.event_type),
+                    log_safe(event.batch_id),
+                    log_safe(event.event_type),
+                )
+            return True
+        if same_batch is not None:
+            log.info(
+                "Ntropy webhook: %s of batch %s already recorded as event %s; event %s is a duplicate",
+                log_safe(event.event_type),
+                log_safe(event.batch_id),
+                log_safe(same_batch.event_id),
+                log_safe(event.event_id),
+            )
+            return True
+        return False
 
     def _no_consumer_reason(self, uri: str) -> str:
         kind = "with PartitionedAssetTimetable" if self._partition_by_batch else "with schedule=[asset]"

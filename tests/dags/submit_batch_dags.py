@@ -7,6 +7,7 @@ from typing import Any
 
 from airflow.sdk import DAG, task
 
+from ntropy_provider.compat import task_state_store
 from ntropy_provider.operators.submit_batch import SubmitBatchOperator
 from ntropy_provider.sensors.batch import BatchSensor
 
@@ -37,6 +38,33 @@ class CrashOnFirstTry(SubmitBatchOperator):
             CRASHES.append(self._try_number)
             raise RuntimeError(f"simulated worker death after batch {batch.id} was created")
         super().record_submitted(store, index, state, batch)
+
+
+#: What CrashOnFirstTryInVariables saw in its store when it crashed: chunk index -> record.
+VARIABLE_RECORDS_AT_CRASH: dict[int, Any] = {}
+
+
+def _without_state_store(context: Any) -> dict[str, Any]:
+    """The context as Airflow 3.1 and 3.2 give it: no ``task_state_store``."""
+    return {key: value for key, value in context.items() if key != "task_state_store"}
+
+
+class CrashOnFirstTryInVariables(CrashOnFirstTry):
+    """CrashOnFirstTry keeping its records in Airflow Variables, as on Airflow < 3.3, on every version."""
+
+    def execute(self, context: Any) -> Any:
+        self._ti = context["ti"]
+        return super().execute(_without_state_store(context))
+
+    def record_submitted(self, store: Any, index: int, state: Any, batch: Any) -> None:
+        if self._try_number == 1 and index == 1:
+            # What the Variables hold, read back through a fresh store as the next try will.
+            fresh = task_state_store({"ti": self._ti})
+            VARIABLE_RECORDS_AT_CRASH.update({i: fresh.get(f"ntropy_submit_chunk_{i}") for i in (0, 1)})
+        super().record_submitted(store, index, state, batch)
+
+    def forget_submission_records(self, context: Any) -> None:
+        super().forget_submission_records(_without_state_store(context))
 
 
 def _rows(count: int) -> list[dict[str, Any]]:
@@ -79,6 +107,19 @@ with DAG("ntropy_test_submit_xcomarg", schedule=None, start_date=START, catchup=
 
 with DAG("ntropy_test_submit_crash", schedule=None, start_date=START, catchup=False) as crash_dag:
     CrashOnFirstTry(
+        task_id="submit",
+        items=_rows(50),
+        chunk_size=20,
+        max_concurrency=1,
+        retries=1,
+        retry_delay=dt.timedelta(0),
+    )
+
+
+with DAG(
+    "ntropy_test_submit_crash_variables", schedule=None, start_date=START, catchup=False
+) as crash_variables_dag:
+    CrashOnFirstTryInVariables(
         task_id="submit",
         items=_rows(50),
         chunk_size=20,

@@ -3,21 +3,29 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
-from airflow.dag_processing.dagbag import DagBag
+from dag_run_helpers import dag_bag
+
+from ntropy_provider.compat import has_partitioned_assets
 
 DAGS_FOLDER = Path(__file__).resolve().parents[2] / "dags"
 MY_DAGS = ("ntropy_nightly_enrichment", "ntropy_backfill", "ntropy_spend_summary")
 
 
 @pytest.fixture(scope="module")
-def dagbag() -> DagBag:
-    return DagBag(dag_folder=str(DAGS_FOLDER))
+def dagbag() -> Any:
+    return dag_bag(str(DAGS_FOLDER))
 
 
 def test_every_dag_file_imports_without_errors(dagbag):
-    assert dagbag.import_errors == {}
+    errors = {Path(path).name: message for path, message in dagbag.import_errors.items()}
+    if not has_partitioned_assets():
+        # Airflow 3.1: the one example that needs a newer Airflow says so instead of importing.
+        message = errors.pop("ntropy_webhook_results.py")
+        assert "PartitionedAssetTimetable) needs Airflow >= 3.2" in message
+    assert errors == {}
     assert set(MY_DAGS) <= set(dagbag.dag_ids)
 
 

@@ -12,7 +12,8 @@ import requests
 
 from ntropy_provider.api.wire import BatchStatus
 from ntropy_provider.emulator.__main__ import build_parser
-from ntropy_provider.emulator.core import Emulator, RateLimiter, build_results_body
+from ntropy_provider.emulator.core import Emulator, build_results_body
+from ntropy_provider.emulator.limits import RateLimiter
 from ntropy_provider.emulator.settings import EmulatorSettings
 from ntropy_provider.emulator.testing import make_transaction, wait_for
 

@@ -12,7 +12,7 @@ import pytest
 from ntropy_sdk.transactions import EnrichedTransaction
 
 from ntropy_provider.api.wire import ACCOUNTING_CATEGORIES
-from ntropy_provider.emulator.catalogue import INTERMEDIARIES, MERCHANTS
+from ntropy_provider.catalogue import INTERMEDIARIES, MERCHANTS
 from ntropy_provider.emulator.enrichment import MISSING_HOLDER, enrich, entity_id, parse_location
 from ntropy_provider.emulator.testing import make_transaction
 
@@ -84,11 +84,11 @@ def test_p2p_transfers_have_a_person_counterparty(description, entry_type, perso
 
 
 @pytest.mark.parametrize("description", ["xq9 zzkk 77", "", "#### ----", "AAAAAAAAAA BBBBBB 000"])
-def test_gibberish_gives_nulls(description):
+def test_gibberish_gives_no_entities_and_the_not_enough_information_category(description):
     result = run(make_transaction(description=description))
     assert result["error"] is None
     assert result["entities"] == {"counterparty": None, "intermediaries": []}
-    assert result["categories"] == {"general": None, "accounting": None}
+    assert result["categories"] == {"general": "not enough information", "accounting": None}
 
 
 def test_keywords_categorise_when_no_merchant_is_known():
@@ -104,7 +104,10 @@ def test_accounting_category_only_for_business_holders_and_categories_only_with_
         "accounting": "cost of goods sold",
     }
     assert run(tx, "consumer")["categories"] == {"general": "online shopping", "accounting": None}
-    assert run(tx, None)["categories"] is None
+    assert run(tx, None)["categories"] == {
+        "general": "missing account holder information",
+        "accounting": None,
+    }
     refund = run(make_transaction(description="AMAZON REFUND", entry_type="incoming"), "business")
     assert refund["categories"] == {"general": "refunds", "accounting": "revenue"}
 
@@ -186,3 +189,34 @@ def test_the_seed_moves_only_the_random_choices():
     assert {k for k, v in one.items() if v["error"]} != {k for k, v in two.items() if v["error"]}
     # Without item errors the seed changes nothing: entity ids come from names, not from the seed.
     assert [run(tx, seed=1) for tx in corpus] == [run(tx, seed=2) for tx in corpus]
+
+
+def test_known_counterparties_and_intermediaries_carry_phone_tax_number_and_naics():
+    result = run(make_transaction(description="SQ *STARBUCKS STORE #1234"))
+    counterparty = result["entities"]["counterparty"]
+    starbucks = next(m for m in MERCHANTS if m.name == "Starbucks")
+    assert counterparty["phone_number"] == starbucks.phone_number
+    assert counterparty["phone_number"].startswith("+1 800-555-01")
+    assert counterparty["tax_number"].startswith("00-")
+    assert counterparty["naics2017"] == "722515"
+    (square,) = result["entities"]["intermediaries"]
+    assert square["naics2017"] == "522320" and square["phone_number"] and square["tax_number"]
+    person = run(make_transaction(description="VENMO PAYMENT TO JOHN SMITH"))["entities"]["counterparty"]
+    assert (person["phone_number"], person["tax_number"], person["naics2017"]) == (None, None, None)
+
+
+def test_an_intermediary_without_a_known_counterparty_is_categorised_other():
+    result = run(make_transaction(description="SQ *GOLDEN DELI"), "consumer")
+    assert result["categories"] == {"general": "other", "accounting": None}
+
+
+def test_extended_accounting_categories_only_when_asked():
+    unknown = make_transaction(description="xq9 zzkk 77")
+    invest = make_transaction(description="ROBINHOOD BROKERAGE DEPOSIT")
+    plain = {"holder_type": "business", "seed": 0, "created_at": CREATED}
+    assert enrich(unknown, **plain)["categories"]["accounting"] is None
+    assert enrich(invest, **plain)["categories"]["accounting"] not in ("investing", "not enough information")
+    extended = {**plain, "extended_accounting": True}
+    assert enrich(unknown, **extended)["categories"]["accounting"] == "not enough information"
+    assert enrich(invest, **extended)["categories"]["accounting"] == "investing"
+    assert enrich(invest, **{**extended, "holder_type": "consumer"})["categories"]["accounting"] is None

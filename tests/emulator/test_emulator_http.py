@@ -125,7 +125,8 @@ def test_progress_counts_up_and_follows_a_speed_change(api, ntropy_emulator):
 
 
 def test_processing_batches_do_not_block_other_requests(api, ntropy_emulator):
-    ntropy_emulator.configure(items_per_second=1)
+    # About the loop staying free with many batches running: the cap of 10 in progress is raised.
+    ntropy_emulator.configure(items_per_second=1, max_open_batches=20)
     ids = [api.batch([make_transaction(i)] * 1)["id"] for i in range(20)]
     # Many running batches, yet every other call answers right away, with the right status.
     listed = api("GET", "/v3/batches", params={"limit": 50}).json()["data"]
@@ -186,7 +187,8 @@ def test_item_errors_stay_local_to_their_item(api, ntropy_emulator):
         "accounting": "operational expenses",
     }
     assert missing["error"]["code"] == "account_holder_not_found" and missing["entities"] is None
-    assert no_holder["error"] is None and no_holder["categories"] is None
+    assert no_holder["error"] is None
+    assert no_holder["categories"] == {"general": "missing account holder information", "accounting": None}
 
 
 def test_item_error_rate_gives_internal_errors(api, ntropy_emulator):
@@ -200,6 +202,8 @@ def test_item_error_rate_gives_internal_errors(api, ntropy_emulator):
 # --------------------------------------------------------------------------------------------------
 # Listing
 # --------------------------------------------------------------------------------------------------
+# Needs 25 batches at once: a faster POST /v3/batches rate than the documented 20/s.
+@pytest.mark.ntropy_emulator(endpoint_rates={"POST /v3/batches": 1000})
 def test_cursor_paging_newest_first(api):
     ids = [api.batch([make_transaction(i)])["id"] for i in range(25)]
     seen: list[str] = []
@@ -355,6 +359,8 @@ def test_account_holders_crud(api):
     assert_json(api("POST", "/v3/account_holders", json={"id": "", "type": "consumer"}), 422)
 
 
+# Creates 12 webhooks at once: a faster POST /v3/webhooks rate than the documented 10/s.
+@pytest.mark.ntropy_emulator(endpoint_rates={"POST /v3/webhooks": 1000})
 def test_webhooks_crud_and_limit(api):
     body = {
         "url": "http://127.0.0.1:9/hook",
@@ -389,6 +395,8 @@ def test_credits_and_forbidden_keys(api, ntropy_emulator):
     assert_json(Api(ntropy_emulator, "no-batches")("GET", "/v3/batches"), 403)
 
 
+# 60 quick submissions: a faster POST /v3/batches rate than the documented 20/s.
+@pytest.mark.ntropy_emulator(endpoint_rates={"POST /v3/batches": 1000})
 def test_fuzzed_items_get_200_or_422_never_500(api):
     rng = random.Random(1234)
     values = [
@@ -421,3 +429,20 @@ def test_fuzzed_items_get_200_or_422_never_500(api):
         if answer.status_code == 422:
             assert all(error["loc"][:3] == ["body", "data", 1] for error in answer.json()["detail"])
     assert statuses == {200, 422}
+
+
+def test_extended_accounting_categories_are_served_only_when_the_setting_is_on(api, ntropy_emulator):
+    assert_json(api("POST", "/v3/account_holders", json={"id": "biz", "type": "business"}), 200)
+    tx = make_transaction(0, description="xq9 zzkk 77", account_holder_id="biz")
+    plain = assert_json(api("POST", "/v3/transactions", json=tx), 200)
+    assert plain["categories"] == {"general": "not enough information", "accounting": None}
+    ntropy_emulator.configure(extended_accounting_categories=True)
+    extended = assert_json(api("POST", "/v3/transactions", json=tx), 200)
+    assert extended["categories"] == {
+        "general": "not enough information",
+        "accounting": "not enough information",
+    }
+    created = api.batch([tx])
+    wait_for(lambda: api("GET", f"/v3/batches/{created['id']}").json()["status"] == "completed")
+    (result,) = api("GET", f"/v3/batches/{created['id']}/results").json()["results"]
+    assert result["categories"]["accounting"] == "not enough information"

@@ -145,3 +145,71 @@ def test_deleting_a_webhook_stops_its_retries(ntropy_emulator):
         assert (
             ntropy_emulator.stats()["webhook_deliveries"]["attempts"] == stopped_at + 1
         )  # the control's one
+
+
+def _webhook(emulator, webhook_id):
+    answer = requests.get(
+        f"{emulator.url}/v3/webhooks/{webhook_id}", headers={"X-API-Key": emulator.api_key}, timeout=10
+    )
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def test_a_webhook_is_disabled_after_consecutive_failures_and_patch_re_enables_it(ntropy_emulator):
+    ntropy_emulator.configure(webhook_retry_initial_seconds=0.01, webhook_disable_after_failures=3)
+    with WebhookReceiver(fail_first=3) as receiver:
+        hook = _post(ntropy_emulator, "/v3/webhooks", {"url": receiver.url, "events": ["batches.completed"]})
+        _batch(ntropy_emulator)
+        wait_for(lambda: _webhook(ntropy_emulator, hook["id"])["enabled"] is False)
+        # Disabled on the third failure: no fourth attempt of that event.
+        assert len(receiver.received) == 3
+        assert ntropy_emulator.stats()["webhooks_disabled"] == 1
+        answer = requests.patch(
+            f"{ntropy_emulator.url}/v3/webhooks/{hook['id']}",
+            json={"enabled": True},
+            headers={"X-API-Key": ntropy_emulator.api_key},
+            timeout=10,
+        )
+        assert answer.status_code == 200 and answer.json()["enabled"] is True
+        second = _batch(ntropy_emulator)
+        wait_for(lambda: ntropy_emulator.stats()["webhook_deliveries"]["delivered"] == 1)
+        assert receiver.bodies()[-1]["data"]["id"] == second["id"]
+        assert _webhook(ntropy_emulator, hook["id"])["enabled"] is True
+
+
+def test_a_success_resets_the_count_of_consecutive_failures(ntropy_emulator):
+    ntropy_emulator.configure(webhook_retry_initial_seconds=0.01, webhook_disable_after_failures=3)
+    with WebhookReceiver(fail_first=2) as receiver:
+        hook = _post(ntropy_emulator, "/v3/webhooks", {"url": receiver.url, "events": ["batches.completed"]})
+        _batch(ntropy_emulator)
+        wait_for(lambda: ntropy_emulator.stats()["webhook_deliveries"]["delivered"] == 1)
+        assert _webhook(ntropy_emulator, hook["id"])["enabled"] is True
+        assert ntropy_emulator.emulator.webhooks[hook["id"]]["_consecutive_failures"] == 0
+
+
+def test_some_successful_deliveries_arrive_twice_with_the_same_event_id(ntropy_emulator, webhook_receiver):
+    ntropy_emulator.configure(webhook_retry_initial_seconds=0.01, webhook_duplicate_rate=1.0)
+    _post(ntropy_emulator, "/v3/webhooks", {"url": webhook_receiver.url, "events": ["batches.completed"]})
+    _batch(ntropy_emulator)
+    wait_for(lambda: len(webhook_receiver.received) == 2)
+    first, second = webhook_receiver.bodies()
+    assert first == second
+    wait_for(lambda: ntropy_emulator.stats()["webhook_duplicates"] == 1)
+
+
+def test_url_and_token_lengths_are_enforced(ntropy_emulator):
+    def create(url, token):
+        return requests.post(
+            f"{ntropy_emulator.url}/v3/webhooks",
+            json={"url": url, "events": ["batches.completed"], "token": token},
+            headers={"X-API-Key": ntropy_emulator.api_key},
+            timeout=10,
+        )
+
+    base = "http://127.0.0.1:9/"
+    longest = base + "x" * (1024 - len(base))
+    assert create(longest, "t" * 128).status_code == 200
+    too_long_url = create(longest + "x", None)
+    assert too_long_url.status_code == 422 and "url: at most 1024" in str(too_long_url.json())
+    too_long_token = create(base, "t" * 129)
+    assert too_long_token.status_code == 422 and "token: at most 128" in str(too_long_token.json())

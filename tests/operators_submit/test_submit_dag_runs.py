@@ -95,6 +95,33 @@ def test_task_retry_after_crash_reattaches_instead_of_resubmitting(
     assert stats["transactions_submitted"] == 50
 
 
+def test_crash_retry_with_records_in_airflow_variables_as_on_airflow_before_3_3(
+    airflow_db, ntropy_connection: str, ntropy_emulator
+) -> None:
+    from airflow.models.variable import Variable
+    from airflow.utils.session import create_session
+
+    from ntropy_provider.compat import VARIABLE_PREFIX
+
+    module = load_test_dags("submit_batch_dags")
+    module.CRASHES.clear()
+    module.VARIABLE_RECORDS_AT_CRASH.clear()
+    dag_run = module.crash_variables_dag.test()
+
+    assert module.CRASHES == [1], "the first try must have crashed after its second POST"
+    # The crashed try had recorded chunk 0's batch and chunk 1's intent in Variables, the retry read them.
+    at_crash = module.VARIABLE_RECORDS_AT_CRASH
+    assert at_crash[0]["batch_id"] and at_crash[1]["intent_at"] and not at_crash[1]["batch_id"]
+    assert task_states(dag_run)["submit"] == ("success", 2)
+    assert len(xcom_value(dag_run, "submit")["batch_ids"]) == 3
+    stats = ntropy_emulator.stats()
+    assert stats["batches_created"] == 3, "the retry must re-attach to the batch whose id was never recorded"
+    assert stats["transactions_submitted"] == 50
+    with create_session() as session:
+        left = session.query(Variable.key).filter(Variable.key.like(f"{VARIABLE_PREFIX}.%")).all()
+    assert left == [], "the records are deleted once the task succeeded"
+
+
 def test_errored_batches_resubmitted_then_named_in_the_failure(
     airflow_db, ntropy_connection: str, ntropy_emulator, capsys: pytest.CaptureFixture[str]
 ) -> None:

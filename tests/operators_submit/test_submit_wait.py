@@ -100,7 +100,7 @@ def test_without_a_state_store_one_try_still_works(
 
 
 def _deferred(rows: list[dict[str, Any]], state_store: Any) -> tuple[SubmitBatchOperator, Any]:
-    from airflow.sdk.exceptions import TaskDeferred
+    from airflow.providers.common.compat.sdk import TaskDeferred
 
     operator = SubmitBatchOperator(
         task_id="submit_and_wait",

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import pytest
 from airflow.sdk import ObjectStoragePath
 
@@ -32,6 +33,43 @@ def memory_root() -> Iterator[ObjectStoragePath]:
         root.fs.rm(root.path, recursive=True)
 
 
+#: The EnrichedTransaction's fields, as ntropy-sdk 5.7.0 models them, written out independently of the
+#: Arrow schema: anything else belongs in ``extra_json``.
+ENTITY_FIELDS = ("id", "name", "website", "logo", "mccs", "phone_number", "tax_number", "naics2017")
+KNOWN_FIELDS: dict[str, Any] = {
+    "id": None,
+    "created_at": None,
+    "entities": {
+        "counterparty": {"type": None, **dict.fromkeys(ENTITY_FIELDS)},
+        "intermediaries": [dict.fromkeys(ENTITY_FIELDS)],
+    },
+    "categories": {"general": None, "accounting": None},
+    "location": {"raw_address": None, "structured": {name: None for name, _ in LOCATION_STRUCTURED_FIELDS}},
+    "error": {"code": None, "message": None},
+}
+
+
+def unknown_fields(value: dict[str, Any], known: dict[str, Any]) -> dict[str, Any]:
+    """The non-null fields of ``value`` missing from ``known``, nested, lists kept position by position.
+
+    :param value: a decoded JSON object.
+    :param known: its known fields: ``None`` for a leaf, a dict for an object, a one-dict list for a list.
+    """
+    found: dict[str, Any] = {}
+    for key, item in value.items():
+        if key not in known:
+            if item is not None:
+                found[key] = item
+        elif isinstance(known[key], dict) and isinstance(item, dict):
+            if inner := unknown_fields(item, known[key]):
+                found[key] = inner
+        elif isinstance(known[key], list) and isinstance(item, list):
+            parts = [unknown_fields(element, known[key][0]) for element in item]
+            if any(parts):
+                found[key] = parts
+    return found
+
+
 def flatten_in_python(item: dict[str, Any], batch_id: str) -> dict[str, Any]:
     """An independent, row-by-row flattening of one EnrichedTransaction into a results row (plain Python).
 
@@ -51,13 +89,10 @@ def flatten_in_python(item: dict[str, Any], batch_id: str) -> dict[str, Any]:
         "transaction_id": item["id"],
         "batch_id": batch_id,
         "created_at": parse_datetime(item["created_at"]),
-        **{
-            f"counterparty_{k}": counterparty.get(k)
-            for k in ("type", "id", "name", "website", "logo", "mccs")
-        },
+        **{f"counterparty_{k}": counterparty.get(k) for k in ("type", *ENTITY_FIELDS)},
         "intermediaries": None
         if intermediaries is None
-        else [{k: i.get(k) for k in ("id", "name", "website", "logo", "mccs")} for i in intermediaries],
+        else [{k: i.get(k) for k in ENTITY_FIELDS} for i in intermediaries],
         "category_general": categories.get("general"),
         "category_accounting": categories.get("accounting"),
         "location_raw_address": location.get("raw_address"),
@@ -69,6 +104,8 @@ def flatten_in_python(item: dict[str, Any], batch_id: str) -> dict[str, Any]:
         )
     row["error_code"] = error.get("code")
     row["error_message"] = error.get("message")
+    extra = unknown_fields(item, KNOWN_FIELDS)
+    row["extra_json"] = orjson.dumps(extra, option=orjson.OPT_SORT_KEYS).decode() if extra else None
     return row
 
 

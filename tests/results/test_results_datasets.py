@@ -216,3 +216,31 @@ def test_a_bare_local_path_is_used_as_written(tmp_path) -> None:
     summary = write_results_datasets(iter([("b1", _body("b1", 2))]), output)
     assert (tmp_path / "lake" / "date=2024-01-01" / "ok" / DATA_FILE_NAME).is_file()
     assert dataset_uri(summary.ok_path) == f"file://{tmp_path}/lake/date=2024-01-01/ok"
+
+
+def test_version_1_files_read_beside_version_2_with_the_new_fields_null(tmp_path) -> None:
+    """What the README promises a reader of both versions: schema evolution gives null for what v1 lacked."""
+    import pyarrow.dataset as ds
+
+    from ntropy_provider.results.schema import INTERMEDIARY_TYPE, parquet_list
+
+    added = ("phone_number", "tax_number", "naics2017")
+    v1_intermediary = pa.struct([field for field in INTERMEDIARY_TYPE if field.name not in added])
+    v1_fields = [
+        pa.field("intermediaries", parquet_list(v1_intermediary)) if field.name == "intermediaries" else field
+        for field in RESULTS_ARROW_SCHEMA
+        if field.name not in {f"counterparty_{name}" for name in added} | {"extra_json"}
+    ]
+    v1_row = {"transaction_id": "t1", "batch_id": "b1", "intermediaries": [{"id": "i", "name": "Square"}]}
+    pq.write_table(pa.Table.from_pylist([v1_row], schema=pa.schema(v1_fields)), tmp_path / "v1.parquet")
+    (tmp_path / "v2").mkdir()
+    summary = write_results_datasets([("b2", _body("b2", 1))], as_storage_path(str(tmp_path / "v2")))
+    both = ds.dataset(
+        [str(tmp_path / "v1.parquet"), (summary.ok_path / DATA_FILE_NAME).path], schema=RESULTS_ARROW_SCHEMA
+    ).to_table()
+    rows = {row["transaction_id"]: row for row in both.to_pylist()}
+    assert rows["t1"]["counterparty_naics2017"] is None and rows["t1"]["extra_json"] is None
+    assert rows["t1"]["intermediaries"] == [
+        {"id": "i", "name": "Square", **dict.fromkeys(added), "website": None, "logo": None, "mccs": None}
+    ]
+    assert rows["b2-0"]["counterparty_name"] == "Shop"

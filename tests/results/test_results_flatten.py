@@ -9,6 +9,7 @@ import orjson
 import pyarrow as pa
 import pytest
 
+from ntropy_provider.api.models import parse_datetime
 from ntropy_provider.results.flatten import (
     ResultsFormatError,
     convert_and_split,
@@ -34,12 +35,22 @@ ORGANIZATION = {
             "website": "starbucks.com",
             "logo": "https://logos.ntropy.com/starbucks.com",
             "mccs": [5814, 5812],
-            "phone_number": None,
-            "tax_number": None,
-            "naics2017": None,
+            "phone_number": "+1 800-782-7282",
+            "tax_number": "91-1325671",
+            "naics2017": "722515",
         },
         "intermediaries": [
-            {"id": "916bc837", "name": "Square, Inc.", "website": "squareup.com", "logo": None, "mccs": []},
+            {
+                "id": "916bc837",
+                "name": "Square, Inc.",
+                "website": "squareup.com",
+                "logo": None,
+                "mccs": [],
+                "phone_number": None,
+                "tax_number": "80-0429876",
+                "naics2017": "522320",
+            },
+            # An older answer without the three fields: they are null.
             {"id": "a1", "name": "PayPal", "website": "paypal.com", "logo": "https://l/p", "mccs": [6012]},
         ],
     },
@@ -146,9 +157,36 @@ def test_every_shape_row_by_row() -> None:
     assert org["counterparty_website"] == "starbucks.com"
     assert org["counterparty_logo"] == "https://logos.ntropy.com/starbucks.com"
     assert org["counterparty_mccs"] == [5814, 5812]
+    assert (
+        org["counterparty_phone_number"],
+        org["counterparty_tax_number"],
+        org["counterparty_naics2017"],
+    ) == (
+        "+1 800-782-7282",
+        "91-1325671",
+        "722515",
+    )
     assert org["intermediaries"] == [
-        {"id": "916bc837", "name": "Square, Inc.", "website": "squareup.com", "logo": None, "mccs": []},
-        {"id": "a1", "name": "PayPal", "website": "paypal.com", "logo": "https://l/p", "mccs": [6012]},
+        {
+            "id": "916bc837",
+            "name": "Square, Inc.",
+            "website": "squareup.com",
+            "logo": None,
+            "mccs": [],
+            "phone_number": None,
+            "tax_number": "80-0429876",
+            "naics2017": "522320",
+        },
+        {
+            "id": "a1",
+            "name": "PayPal",
+            "website": "paypal.com",
+            "logo": "https://l/p",
+            "mccs": [6012],
+            "phone_number": None,
+            "tax_number": None,
+            "naics2017": None,
+        },
     ]
     assert (org["category_general"], org["category_accounting"]) == ("coffee shops", "operational expenses")
     structured = ORGANIZATION["location"]["structured"]
@@ -157,6 +195,9 @@ def test_every_shape_row_by_row() -> None:
         assert org[f"location_{name}"] == value, name
     assert isinstance(org["location_longitude"], float)  # an integer in JSON still lands as float64
     assert org["error_code"] is None and org["error_message"] is None
+    # recurrence is not in the schema (nor in ntropy-sdk 5.7.0's model): kept, not dropped.
+    assert org["extra_json"] == '{"recurrence":"one off"}'
+    assert all(row["extra_json"] is None for row in rows[1:])
 
     person = rows[1]
     # +02:00 is converted to UTC.
@@ -223,12 +264,91 @@ def test_pretty_printed_body_gives_the_same_rows() -> None:
     assert convert_results(pretty).equals(convert_results(body(ORGANIZATION, PERSON, ERRORED)))
 
 
-def test_unknown_fields_are_ignored_at_every_depth() -> None:
-    extra = json.loads(json.dumps(ORGANIZATION))
+def _with_unknown_fields(item: dict) -> dict:
+    extra = json.loads(json.dumps(item))
     extra["entities"]["counterparty"]["new_field"] = {"nested": [1, 2]}
+    extra["entities"]["intermediaries"][1]["rating"] = 4.5
     extra["location"]["structured"]["plus_code"] = "87G8"
+    extra["location"]["structured"]["floor"] = None  # null: the same as absent, not kept
     extra["something_new"] = [1]
-    assert convert_results(body(extra)).equals(convert_results(body(ORGANIZATION)))
+    return extra
+
+
+def test_unknown_fields_are_kept_in_extra_json_at_every_depth() -> None:
+    extra = _with_unknown_fields(ORGANIZATION)
+    with_extra = convert_results(body(extra, PERSON))
+    without = convert_results(body(ORGANIZATION, PERSON))
+    # Every other column is exactly what the same result without the unknown fields gives.
+    assert with_extra.drop_columns("extra_json").equals(without.drop_columns("extra_json"))
+    kept = json.loads(with_extra.column("extra_json")[0].as_py())
+    assert kept == {
+        "entities": {
+            "counterparty": {"new_field": {"nested": [1, 2]}},
+            "intermediaries": [{}, {"rating": 4.5}],
+        },
+        "location": {"structured": {"plus_code": "87G8"}},
+        "recurrence": "one off",
+        "something_new": [1],
+    }
+    assert with_extra.column("extra_json")[1].as_py() is None
+
+
+def test_unknown_fields_of_changing_type_are_kept_too() -> None:
+    """Arrow cannot infer one type for them; the known columns are read without them, then they are kept."""
+    first = {**ORGANIZATION, "score": 1}
+    second = {**PERSON, "score": "high", "entities": {**PERSON["entities"], "flags": {"a": True}}}
+    converted = convert_results(body(first, second, ERRORED))
+    assert converted.drop_columns("extra_json").equals(
+        convert_results(body(ORGANIZATION, PERSON, ERRORED)).drop_columns("extra_json")
+    )
+    assert converted.column("extra_json").to_pylist() == [
+        '{"recurrence":"one off","score":1}',
+        '{"entities":{"flags":{"a":true}},"score":"high"}',  # keys sorted
+        None,
+    ]
+
+
+def test_an_unknown_field_beside_results_is_logged_not_kept(caplog: pytest.LogCaptureFixture) -> None:
+    raw = orjson.dumps(
+        {"id": "batch-1", "total": 1, "status": "completed", "request_id": "r-1", "results": [PERSON]}
+    )
+    with caplog.at_level("WARNING", logger="ntropy_provider.results.flatten"):
+        converted = convert_results(raw, batch_id="batch-1")
+    assert converted.equals(convert_results(body(PERSON)))
+    assert (
+        "results of batch batch-1: fields of the body not kept (not per transaction): request_id"
+        in caplog.text
+    )
+
+
+@pytest.mark.parametrize(
+    ("created_at", "expected"),
+    [
+        ("2024-03-30T00:00:00Z", dt.datetime(2024, 3, 30, tzinfo=UTC)),
+        ("2024-03-30T00:00:00+00:00", dt.datetime(2024, 3, 30, tzinfo=UTC)),
+        ("2024-03-30T02:30:00+02:30", dt.datetime(2024, 3, 30, tzinfo=UTC)),
+        (
+            "2024-03-30 00:00:00+00:00",
+            dt.datetime(2024, 3, 30, tzinfo=UTC),
+        ),  # str(datetime), as the SDK sends
+        # Without a zone: UTC.
+        ("2024-03-30T00:00:00", dt.datetime(2024, 3, 30, tzinfo=UTC)),
+        ("2024-03-30T00:00:00.250", dt.datetime(2024, 3, 30, 0, 0, 0, 250000, tzinfo=UTC)),
+        ("2024-03-30 00:00:00.123456", dt.datetime(2024, 3, 30, 0, 0, 0, 123456, tzinfo=UTC)),
+    ],
+)
+@pytest.mark.parametrize("unknown", ["none", "inferred", "changing type"])
+def test_created_at_with_or_without_a_zone(created_at: str, expected: dt.datetime, unknown: str) -> None:
+    """Every read path (no unknown field; unknown fields inferred; read with them ignored) takes both."""
+    first = {**PERSON, "created_at": created_at}
+    second = {**ERRORED, "created_at": created_at}
+    if unknown != "none":
+        first["score"] = 1
+        second["score"] = "high" if unknown == "changing type" else 2
+    converted = convert_results(body(first, second))
+    assert converted.column("created_at").to_pylist() == [expected, expected]
+    assert converted.schema.field("created_at").type == pa.timestamp("us", tz="UTC")
+    assert converted.column("created_at").to_pylist() == [parse_datetime(created_at)] * 2
 
 
 @pytest.mark.parametrize(
@@ -244,6 +364,10 @@ def test_unknown_fields_are_ignored_at_every_depth() -> None:
             r"result 1 \(id 'x'\): field location.structured.latitude: got 'north'",
         ),
         (body({**PERSON, "created_at": "yesterday"}), r"result 0 \(id 't-person'\): .*timestamp.*yesterday"),
+        (
+            body({**PERSON, "created_at": "2024-03-30T00:00:00.1234567Z"}),
+            r"result 0 \(id 't-person'\): .*timestamp.*2024-03-30T00:00:00.1234567Z",  # beyond microseconds
+        ),
         (
             body({**PERSON, "entities": {"counterparty": {"type": "person", "mccs": ["5814"]}}}),
             r"result 0 \(id 't-person'\): field entities.counterparty.mccs\[\]: got '5814'",
@@ -273,3 +397,64 @@ def test_conversion_matches_a_plain_python_flattening_on_many_rows(flatten_in_py
     expected = [flatten_in_python(item, "b") for item in results]
     assert batch.to_pylist() == expected
     assert pa.Table.from_pylist(expected, schema=RESULTS_ARROW_SCHEMA).equals(pa.Table.from_batches([batch]))
+
+
+def test_a_body_without_unknown_fields_builds_no_python_object_per_result(monkeypatch) -> None:
+    """The common case stays on Arrow's C++ path: the Python decoding is only for unknown fields."""
+    from ntropy_provider.results import flatten
+
+    def refuse(*args: object) -> None:
+        raise AssertionError("the slow path ran for a body without unknown fields")
+
+    monkeypatch.setattr(flatten, "_unknown_fields", refuse)
+    known_only = {**ORGANIZATION}
+    del known_only["recurrence"]
+    converted = convert_results(body(known_only, PERSON, NO_COUNTERPARTY, ENTITIES_NULL, ERRORED))
+    assert converted.num_rows == 5 and converted.column("extra_json").null_count == 5
+
+
+def test_only_the_parts_where_the_reader_found_unknown_fields_are_visited() -> None:
+    from ntropy_provider.results.extra_fields import plan_for
+    from ntropy_provider.results.schema import ENRICHED_TRANSACTION_ARROW_TYPE
+
+    assert plan_for(ENRICHED_TRANSACTION_ARROW_TYPE, ENRICHED_TRANSACTION_ARROW_TYPE).empty
+    # An unknown field in the counterparty: only entities -> counterparty is looked at.
+    seen = pa.struct(
+        [
+            pa.field(
+                "entities",
+                pa.struct(
+                    [
+                        pa.field(
+                            "counterparty",
+                            pa.struct(
+                                [
+                                    *ENRICHED_TRANSACTION_ARROW_TYPE.field("entities")
+                                    .type.field("counterparty")
+                                    .type,
+                                    pa.field("new", pa.string()),
+                                ]
+                            ),
+                        ),
+                        ENRICHED_TRANSACTION_ARROW_TYPE.field("entities").type.field("intermediaries"),
+                    ]
+                ),
+            )
+            if field.name == "entities"
+            else field
+            for field in ENRICHED_TRANSACTION_ARROW_TYPE
+        ]
+    )
+    plan = plan_for(ENRICHED_TRANSACTION_ARROW_TYPE, seen)
+    assert not plan.check_keys and list(plan.children) == ["entities"]
+    entities = plan.children["entities"][1]
+    assert not entities.check_keys and list(entities.children) == ["counterparty"]
+    assert entities.children["counterparty"][1].check_keys
+    # Not known what the reader saw (it refused to infer): every level is checked.
+    everywhere = plan_for(ENRICHED_TRANSACTION_ARROW_TYPE, None)
+    assert everywhere.check_keys and set(everywhere.children) == {
+        "entities",
+        "categories",
+        "location",
+        "error",
+    }

@@ -7,8 +7,10 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from airflow.sdk.exceptions import (
-    AirflowRescheduleException,
+
+# airflow.exceptions holds it on every supported version (the Task SDK re-exports it from 3.2 on).
+from airflow.exceptions import AirflowRescheduleException
+from airflow.providers.common.compat.sdk import (
     AirflowSensorTimeout,
     AirflowSkipException,
     TaskDeferred,

@@ -74,7 +74,10 @@ def test_serialize_round_trips_exactly_and_holds_no_secret(ntropy_connection: st
     )
     classpath, kwargs = trigger.serialize()
     assert classpath == "ntropy_provider.triggers.batch.BatchTrigger"
-    from airflow.sdk.serde import deserialize, serialize
+    try:
+        from airflow.sdk.serde import deserialize, serialize
+    except ImportError:  # Airflow 3.1: the serde the triggerer uses lived in airflow.serialization
+        from airflow.serialization.serde import deserialize, serialize
 
     rebuilt_kwargs = deserialize(serialize(kwargs))
     rebuilt = BatchTrigger(**rebuilt_kwargs)

@@ -19,11 +19,23 @@ import uvicorn
 from fastapi import FastAPI
 
 from ntropy_provider.api.wire import WEBHOOK_EVENT_BATCH_COMPLETED
+from ntropy_provider.compat import has_partitioned_assets
 from ntropy_provider.webhooks.app import create_app
 from ntropy_provider.webhooks.assets import batches_asset, batches_asset_uri
 from ntropy_provider.webhooks.config import URL_PREFIX, ReceiverConfig
+from ntropy_provider.webhooks.server_limits import ServerLimits, uvicorn_config
 
 STARTUP_TIMEOUT_SECONDS = 10.0
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The receiver needs partitioned assets (Airflow 3.2+); tests/test_compat.py checks the refusal."""
+    if has_partitioned_assets():
+        return
+    skip = pytest.mark.skip(reason="the webhook receiver needs Airflow >= 3.2 (partitioned assets)")
+    for item in items:
+        if "tests/webhooks/" in str(item.path).replace("\\", "/"):
+            item.add_marker(skip)
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
@@ -36,15 +48,21 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10.0, what: str = "
 
 
 class ServerThread:
-    """A uvicorn server running ``app`` on a free loopback port in a background thread."""
+    """A uvicorn server running ``app`` on a free loopback port in a background thread.
 
-    def __init__(self, app: FastAPI) -> None:
+    With ``limits``, configured exactly as the stand-alone receiver is (``uvicorn_config``).
+    """
+
+    def __init__(self, app: FastAPI, limits: ServerLimits | None = None, **server: Any) -> None:
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", 0))
         self.port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", backlog=2048)
+        if limits is None:
+            config = uvicorn.Config(app, log_level="warning", lifespan="off", backlog=2048)
+        else:
+            config = uvicorn_config(app, limits, log_level="warning", lifespan="off", backlog=2048, **server)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._sock]}, name="webhook-receiver", daemon=True
@@ -191,6 +209,8 @@ def receiver_factory(airflow_db, monkeypatch) -> Iterator[Callable[..., Receiver
         config: ReceiverConfig | None = None,
         extra_conn_ids: tuple[str, ...] = (),
         settings: dict[str, Any] | None = None,
+        limits: ServerLimits | None = None,
+        server: dict[str, Any] | None = None,
         **conn: Any,
     ) -> Receiver:
         conn_id = f"ntropy_wh_{uuid.uuid4().hex[:10]}"
@@ -209,9 +229,9 @@ def receiver_factory(airflow_db, monkeypatch) -> Iterator[Callable[..., Receiver
         # Mounted where the plugin mounts it on Airflow's API server.
         root = FastAPI()
         root.mount(URL_PREFIX, app)
-        server = ServerThread(root).start()
-        servers.append(server)
-        return Receiver(url=server.url, conn_id=conn_id, token=token, app=app)
+        thread = ServerThread(root, limits, **(server or {})).start()
+        servers.append(thread)
+        return Receiver(url=thread.url, conn_id=conn_id, token=token, app=app)
 
     yield start
     for server in servers:

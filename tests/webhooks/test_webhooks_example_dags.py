@@ -11,8 +11,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from airflow.dag_processing.dagbag import DagBag
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowFailException
+from dag_run_helpers import dag_bag
 
 from ntropy_provider.webhooks.assets import BatchEventRecord, batches_asset
 
@@ -22,8 +22,8 @@ DAGS = Path(__file__).resolve().parents[2] / "dags"
 @pytest.fixture(scope="module")
 def dags():
     found = {}
-    for name in ("ntropy_submit_only", "ntropy_webhook_results"):
-        bag = DagBag(dag_folder=str(DAGS / f"{name}.py"))
+    for name in ("ntropy_submit_only", "ntropy_webhook_results", "ntropy_webhook_catchup"):
+        bag = dag_bag(str(DAGS / f"{name}.py"))
         assert bag.import_errors == {}, bag.import_errors
         found[name] = bag.dags[name]
     return found
@@ -92,3 +92,23 @@ def test_errored_batches_fail_the_alert_task_naming_them(dags):
     with pytest.raises(AirflowFailException, match=errored.extra["batch_id"]):
         alert(triggering_asset_events={batches_asset("ntropy_default"): [_event(), errored]})
     assert alert(triggering_asset_events={batches_asset("ntropy_default"): [_event()]}) == 0
+
+
+@pytest.mark.parametrize("bad_id", ["../../../../tmp/x", "a/b", "..", "a b"])
+def test_results_dag_refuses_a_bad_batch_id_before_building_a_path(dags, bad_id):
+    # An asset event written by other means than the receiver (e.g. the REST API) is not validated.
+    dag = dags["ntropy_webhook_results"]
+    triggering = {batches_asset("ntropy_default"): [_event(), _event(batch_id=bad_id)]}
+    with pytest.raises(AirflowFailException, match="batch_id"):
+        dag.get_task("completed_batches").python_callable(triggering_asset_events=triggering)
+
+
+def test_catchup_dag_runs_the_catchup_on_a_schedule_one_run_at_a_time(dags):
+    from ntropy_provider.operators.webhook_catchup import WebhookCatchUpOperator
+
+    dag = dags["ntropy_webhook_catchup"]
+    [task] = dag.tasks
+    assert isinstance(task, WebhookCatchUpOperator)
+    assert task.ntropy_conn_id == "ntropy_default"
+    assert (dag.catchup, dag.max_active_runs) == (False, 1)
+    assert "What to change" in dag.doc_md and "watermark" in dag.doc_md

@@ -95,7 +95,7 @@ class TestAuthentication:
         for token in ("", "anything"):
             assert post(receiver, kit.batch_event(), token=token).status_code == 401
 
-    def test_connection_not_served_is_a_404_without_a_lookup(self, receiver_factory, kit):
+    def test_connection_not_served_is_the_same_401_without_a_lookup(self, receiver_factory, kit):
         other = receiver_factory()  # exists, with a token, but this receiver does not serve it
         receiver = receiver_factory()
         lookups: list[str] = []
@@ -113,8 +113,10 @@ class TestAuthentication:
                 content=orjson.dumps(kit.batch_event()),
                 headers=other.headers(),
             )
-            assert response.status_code == 404
-        assert lookups == []
+            # The very answer a wrong token gets: an unauthenticated caller cannot tell which ids exist.
+            assert response.status_code == 401
+            assert response.json() == post(receiver, kit.batch_event(), token="wrong").json()
+        assert lookups == [receiver.conn_id] * 2
         assert kit.asset_events(other.conn_id) == []
 
     def test_second_served_connection_records_on_its_own_asset(self, receiver_factory, kit):

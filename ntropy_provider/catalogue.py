@@ -1,11 +1,18 @@
-"""The emulator's knowledge of the world: merchants, payment intermediaries, P2P apps and cities.
+"""A small made-up picture of the world: merchants, payment intermediaries, P2P apps and cities.
 
+Shared by the sample-data generator (which writes descriptions naming these merchants) and the emulator
+(which recognises them), so it lives outside both: runtime code never imports the emulator.
 Written for this project (no data is copied from Ntropy). Aliases are matched as whole words in the
 upper-cased description, so ``SQ *BLUE BOTTLE`` finds Square and Blue Bottle Coffee.
+
+Contact and registry fields are synthetic on purpose: phone numbers are in the ``555-01xx`` range reserved
+for fiction and tax numbers start with ``00-``, a prefix the US IRS never assigns. The NAICS 2017 codes
+are the public industry codes of each category (``NAICS_2017_BY_CATEGORY``).
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 OPEX = "operational expenses"
@@ -31,12 +38,88 @@ class Merchant:
     accounting: str
     aliases: tuple[str, ...]
 
+    @property
+    def phone_number(self) -> str:
+        """A synthetic phone number (fiction range ``+1 800-555-01xx``), stable for the merchant."""
+        return synthetic_phone_number(self.name)
+
+    @property
+    def tax_number(self) -> str:
+        """A synthetic US employer identification number (``00-`` prefix: never assigned)."""
+        return synthetic_tax_number(self.name)
+
+    @property
+    def naics2017(self) -> str | None:
+        """The NAICS 2017 code of the merchant's industry, from its category."""
+        return NAICS_2017_BY_CATEGORY.get(self.category)
+
+
+def _digest(name: str) -> int:
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big")
+
+
+def synthetic_phone_number(name: str) -> str:
+    """A phone number in the range reserved for fiction, derived from ``name``.
+
+    :param name: the organization's name.
+    """
+    return f"+1 800-555-01{_digest(name) % 100:02d}"
+
+
+def synthetic_tax_number(name: str) -> str:
+    """A US EIN-shaped number with the never-assigned ``00`` prefix, derived from ``name``.
+
+    :param name: the organization's name.
+    """
+    return f"00-{_digest(name) % 10_000_000:07d}"
+
 
 def _m(
     name: str, website: str, mccs: tuple[int, ...], category: str, accounting: str, *aliases: str
 ) -> Merchant:
     return Merchant(name, website, mccs, category, accounting, aliases or (name.upper(),))
 
+
+#: NAICS 2017 code of payment processors (financial transactions processing).
+PAYMENT_PROCESSING_NAICS_2017 = "522320"
+#: Public NAICS 2017 industry codes of the catalogue's general categories.
+NAICS_2017_BY_CATEGORY: dict[str, str] = {
+    "coffee shops": "722515",
+    "fast food": "722513",
+    "restaurants": "722511",
+    "food delivery": "492210",
+    "groceries": "445110",
+    "department stores": "452210",
+    "home improvement": "444110",
+    "furniture": "442110",
+    "electronics": "443142",
+    "clothing": "448140",
+    "beauty": "446120",
+    "online shopping": "454110",
+    "office supplies": "453210",
+    "pharmacy": "446110",
+    "gas stations": "447110",
+    "rideshare": "485310",
+    "car rental": "532111",
+    "car dealers": "441110",
+    "public transport": "485111",
+    "airlines": "481111",
+    "hotels": "721110",
+    "travel agencies": "561510",
+    "streaming services": "515210",
+    "software": "511210",
+    "advertising": "541810",
+    "shipping": "492110",
+    "rent": "531120",
+    "phone bills": "517312",
+    "internet": "517311",
+    "utilities": "221122",
+    "gyms and fitness": "713940",
+    "entertainment": "711310",
+    "video games": "511210",
+    "insurance": "524126",
+    "taxes": "921130",
+}
 
 MERCHANTS: tuple[Merchant, ...] = (
     # Coffee, restaurants, fast food
@@ -240,6 +323,21 @@ class Intermediary:
     website: str
     aliases: tuple[str, ...]
     p2p: bool = False
+
+    @property
+    def phone_number(self) -> str:
+        """A synthetic phone number (fiction range), stable for the intermediary."""
+        return synthetic_phone_number(self.name)
+
+    @property
+    def tax_number(self) -> str:
+        """A synthetic US employer identification number (``00-`` prefix: never assigned)."""
+        return synthetic_tax_number(self.name)
+
+    @property
+    def naics2017(self) -> str:
+        """NAICS 2017 522320: financial transactions processing, reserve and clearinghouse activities."""
+        return PAYMENT_PROCESSING_NAICS_2017
 
 
 INTERMEDIARIES: tuple[Intermediary, ...] = (
