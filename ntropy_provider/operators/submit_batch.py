@@ -62,6 +62,14 @@ class SubmitBatchOperator(BaseOperator):
     "rejects_path": <path or None>, "replaced_batch_ids": {<errored id>: <its replacement>}}``;
     ``total + rejected`` is the number of input rows.
 
+    **At the API's pace.** Chunks are not submitted up front: a rolling window keeps at most
+    ``max_open_batches`` of the task's batches in progress, sends the next chunk when one ends, and paces
+    POSTs to an estimate of the key's credit bucket (:mod:`ntropy_provider.submission.window`). A 429
+    only makes a chunk wait and go again (never a failure while ``timeout`` allows). Deferrable, the
+    task defers to :class:`~ntropy_provider.triggers.window.SubmissionWindowTrigger` whenever the next
+    chunk must wait at least ``min_defer_wait``, and resumes from the next unsent chunk without reading
+    the whole input again.
+
     **No duplicate batches across task tries.** Ntropy charges per transaction, so a retried task
     must not submit again what an earlier try submitted. XCom is cleared between tries, so the
     operator keeps its bookkeeping in the task state store (``context["task_state_store"]`` on
