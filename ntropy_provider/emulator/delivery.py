@@ -92,6 +92,7 @@ class WebhookDeliverer:
         while True:
             webhook = emulator.webhooks.get(webhook_id)
             if webhook is None or not webhook["enabled"]:
+                emulator.stats.webhook_dropped += 1
                 return
             stats = emulator.stats
             stats.webhook_attempts += 1
@@ -102,6 +103,7 @@ class WebhookDeliverer:
                 return
             stats.webhook_failed_attempts += 1
             if self._count_failure(webhook):
+                stats.webhook_dropped += 1
                 return  # disabled: this event is dropped, even if the webhook is re-enabled later
             if loop.time() + pause > deadline:
                 stats.webhook_abandoned += 1

@@ -31,6 +31,8 @@ class Stats:
     webhook_delivered: int = 0
     webhook_failed_attempts: int = 0
     webhook_abandoned: int = 0
+    #: Events given up because their webhook was disabled (or deleted) before they were delivered.
+    webhook_dropped: int = 0
     webhook_duplicates: int = 0
     webhooks_disabled: int = 0
 
@@ -52,6 +54,7 @@ class Stats:
                 "delivered": self.webhook_delivered,
                 "failed_attempts": self.webhook_failed_attempts,
                 "abandoned": self.webhook_abandoned,
+                "dropped": self.webhook_dropped,
             },
             "webhook_duplicates": self.webhook_duplicates,
             "webhooks_disabled": self.webhooks_disabled,

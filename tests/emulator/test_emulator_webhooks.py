@@ -77,7 +77,13 @@ def test_failed_deliveries_are_retried_with_the_same_event_id(ntropy_emulator):
         deliveries = wait_for(
             lambda: (d := ntropy_emulator.stats()["webhook_deliveries"])["delivered"] == 1 and d
         )
-        assert deliveries == {"attempts": 4, "delivered": 1, "failed_attempts": 3, "abandoned": 0}
+        assert deliveries == {
+            "attempts": 4,
+            "delivered": 1,
+            "failed_attempts": 3,
+            "abandoned": 0,
+            "dropped": 0,
+        }
 
 
 def test_unreachable_receiver_is_retried_then_abandoned_after_the_window(ntropy_emulator):

@@ -202,9 +202,14 @@ def _run_catchup(conn_id: str, receiver_url: str) -> Any:
 
 
 def _wait_abandoned(ntropy_emulator, kit, count: int) -> None:
-    kit.wait_for(
-        lambda: ntropy_emulator.stats()["webhook_deliveries"]["abandoned"] >= count, 20, f"{count} abandoned"
-    )
+    """Wait until Ntropy has given up ``count`` events: past the retry window, or dropped because the
+    webhook was disabled after consecutive failures (whichever comes first for each event)."""
+
+    def given_up() -> int:
+        deliveries = ntropy_emulator.stats()["webhook_deliveries"]
+        return deliveries["abandoned"] + deliveries["dropped"]
+
+    kit.wait_for(lambda: given_up() >= count, 20, f"{count} events given up")
 
 
 @pytest.fixture
