@@ -10,16 +10,18 @@ from typing import Any
 from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow.sdk import DAG, ObjectStoragePath, Param, task
 
-from ntropy_provider.api.wire import MAX_CONCURRENT_OPERATIONS
+from ntropy_provider.api.limits import DEFAULT_MAX_OPEN_BATCHES
 from ntropy_provider.landing import count_rows, ensure_account_holders_from_file, find_day_file
 from ntropy_provider.operators.results_to_parquet import ResultsToParquetOperator
 from ntropy_provider.operators.submit_batch import SubmitBatchOperator
 
 DATA_ROOT = os.environ.get("NTROPY_DATA_ROOT", "/tmp/ntropy")
 NTROPY_CONN_ID = "ntropy_default"
-#: Days submitted or waited on at once. Deferred tasks count too, so with at most one batch per day
-#: (days up to 24,960 rows) no more than this many batches are ever in flight: the API's limit.
-DAYS_IN_FLIGHT = MAX_CONCURRENT_OPERATIONS
+#: Days submitted or waited on at once (deferred tasks count too) ...
+DAYS_IN_FLIGHT = 5
+#: ... and the most batches of one day in progress at once (its rolling window): together at most
+#: DAYS_IN_FLIGHT x WINDOW_PER_DAY batches in progress, the key's cap (10 unless Ntropy raised it).
+WINDOW_PER_DAY = DEFAULT_MAX_OPEN_BATCHES // DAYS_IN_FLIGHT
 #: Days whose results are written at once (CPU and memory bound: one batch in memory per task).
 DAYS_WRITING = 2
 log = logging.getLogger(__name__)
@@ -44,12 +46,22 @@ place to watch it: one run whose grid shows every day, and whose `report` gives 
 this DAG. Per day (not per row or per batch) keeps XCom small (a few ids and counts per day) and no
 task giant: a 2-million-row history over 3 months is ~90 mapped tasks of ~22,000 rows each.
 
-**Limits it respects**: the API allows 10 concurrent operations per key. `submit_and_wait` submits a
-day and defers until its batches end; at most `DAYS_IN_FLIGHT` (10) of them are running or deferred at
-once (`max_active_tis_per_dag` counts deferred tasks), one POST at a time each. A day of more than
-24,960 rows is several batches: lower `DAYS_IN_FLIGHT` accordingly, or split such days upstream. Batches
-that end in `error` are resubmitted (`max_batch_error_retries`), and a retried task never submits a
-day twice. `[core] max_map_length` (1024 by default) bounds the number of days per run.
+**Limits it respects, and how to size it for your key.** Ntropy limits each API key to 10 batches in
+progress and a bucket of 100,000 credits refilled at 1,000 per second (one credit per transaction;
+keys can have raised limits: set them as the connection's `max_open_batches`, `credit_capacity` and
+`credit_refill_per_second` extras). Each day's `submit_and_wait` keeps at most `WINDOW_PER_DAY` (2) of
+its batches in progress, submits the next chunk when one ends, and defers to the triggerer whenever
+it has to wait; at most `DAYS_IN_FLIGHT` (5) days run or wait at once (`max_active_tis_per_dag` counts
+deferred tasks). Size them so that **`DAYS_IN_FLIGHT x WINDOW_PER_DAY <= max_open_batches`** of the key,
+minus what other DAGs using the key need: days of one batch (up to 24,960 rows) are best served by 10
+days x 1; big days by fewer days with a larger window (2 x 5). Credits need no sizing: the days share
+the bucket, each paces itself to an estimate of it, and when the server answers 429 (the bucket is
+shared, or another client took a batch slot) the day only waits: its estimate is emptied, its window
+shrinks to what the server accepted and grows back as its batches end. A 429 never fails a task. The
+credit refill bounds the whole range: 1M rows need ~15 minutes of credits at 1,000/s, whatever the
+sizing. Batches that end in `error` are resubmitted (`max_batch_error_retries`), and a retried task
+never submits a day twice. `[core] max_map_length` (1024 by default) bounds the number of days per
+run.
 
 **To use it on your data**: trigger it with `{"start_date": "2024-01-01", "end_date": "2024-03-31",
 "landing_path": "s3://bucket/landing", "output_path": "s3://bucket/enriched"}` (or set
@@ -129,6 +141,7 @@ with DAG(
         on_invalid="quarantine",
         priority="{{ params.priority }}",
         max_concurrency=1,
+        max_open_batches=WINDOW_PER_DAY,
         wait_for_completion=True,
         deferrable=True,
         poll_interval=5,

@@ -43,7 +43,12 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "sensors": [{"integration-name": "Ntropy", "python-modules": [f"{_PACKAGE}.sensors.batch"]}],
-        "triggers": [{"integration-name": "Ntropy", "python-modules": [f"{_PACKAGE}.triggers.batch"]}],
+        "triggers": [
+            {
+                "integration-name": "Ntropy",
+                "python-modules": [f"{_PACKAGE}.triggers.batch", f"{_PACKAGE}.triggers.window"],
+            }
+        ],
         # The form's fields and labels are declared (Airflow >= 3.2 reads them without importing the hook).
         "connection-types": [provider_connection_type()],
         "config": PROVIDER_CONFIG,

@@ -413,8 +413,16 @@ class NtropyHook(AccountHolderAndWebhookCalls, HttpHook):
         skip_chunks: Collection[int] = frozenset(),
         before_submit: Callable[[int, int], None] | None = None,
         on_submitted: Callable[[int, Batch], None] | None = None,
+        max_open_batches: int | None = None,
+        timeout: float | None = None,
     ) -> list[Batch | None]:
-        """Cut any number of transactions into batches and submit them concurrently.
+        """Cut any number of transactions into batches and submit them at the pace the API allows.
+
+        A rolling window (:mod:`ntropy_provider.submission.window`): at most ``max_open_batches`` of
+        these batches are in progress at once, the next chunk goes when one ends, and POSTs are paced
+        to an estimate of the key's credit bucket (:attr:`api_limits`), so that the API's 429s are the
+        exception; a 429 makes the chunk wait and go again, never fails the call (until ``timeout``).
+        The call blocks until the last chunk is accepted (not until the batches end).
 
         The input is consumed lazily and each chunk serialized once, so memory stays near
         ``max_concurrency`` chunks in flight plus the one being built, whatever the input's length.
@@ -434,11 +442,15 @@ class NtropyHook(AccountHolderAndWebhookCalls, HttpHook):
             rows are consumed and their slot in the result is ``None``.
         :param before_submit: called as ``before_submit(chunk_index, size)`` before a chunk is sent.
         :param on_submitted: called as ``on_submitted(chunk_index, batch)`` once a chunk was accepted.
+        :param max_open_batches: the most of these batches in progress at once (default: the key's
+            ``max_open_batches``); lower it to leave room for other users of the key.
+        :param timeout: seconds after which waiting for a slot or credits fails with
+            ``NtropyTimeoutError`` (``None``: no limit).
         :return: one Batch per chunk in input order (``None`` for skipped chunks); empty for empty input.
         """
         self.get_conn()  # read the connection once, in this thread, before the workers start
         return submit_records(
-            self.post_batch_body,
+            self,
             records,
             chunk_size,
             priority=priority,
@@ -447,6 +459,8 @@ class NtropyHook(AccountHolderAndWebhookCalls, HttpHook):
             before_submit=before_submit,
             on_submitted=on_submitted,
             log=self.log,
+            max_open_batches=max_open_batches,
+            deadline=None if timeout is None else time.monotonic() + timeout,
         )
 
     def post_batch_body(self, body: bytes) -> Batch:

@@ -245,20 +245,34 @@ def check_row(row: int, transaction: Any, raw: Any = None, problems: Sequence[Fi
 # --------------------------------------------------------------------------------------------------
 # Readers, one per kind of input; each yields checked rows in input order
 # --------------------------------------------------------------------------------------------------
-def _iter_list(items: Sequence[Any]) -> Iterator[SourceRow]:
-    for position, item in enumerate(items, start=1):
+def _iter_list(items: Sequence[Any], start_row: int) -> Iterator[SourceRow]:
+    for position, item in enumerate(items[start_row - 1 :], start=start_row):
         transaction = to_transaction(item) if isinstance(item, Mapping) else item
         yield check_row(position, transaction, raw=item)
 
 
-def _iter_parquet(location: Any, read_batch_rows: int) -> Iterator[SourceRow]:
+def _iter_parquet(location: Any, read_batch_rows: int, start_row: int) -> Iterator[SourceRow]:
     import pyarrow.parquet as pq
 
-    row = 0
     with open_binary(location) as handle:
         parquet = pq.ParquetFile(handle)
-        for record_batch in parquet.iter_batches(batch_size=read_batch_rows):
-            for record in record_batch.to_pylist():
+        # Row groups wholly before start_row are not read at all (the footer says their sizes); the rows
+        # before it in its own group are decoded once in Arrow but not typed, checked or yielded.
+        row, first_group = 0, 0
+        metadata = parquet.metadata
+        while first_group < metadata.num_row_groups:
+            group_rows = metadata.row_group(first_group).num_rows
+            if row + group_rows >= start_row:
+                break
+            row += group_rows
+            first_group += 1
+        groups = list(range(first_group, metadata.num_row_groups))
+        if not groups:
+            return
+        for record_batch in parquet.iter_batches(batch_size=read_batch_rows, row_groups=groups):
+            skip = min(record_batch.num_rows, max(0, start_row - 1 - row))
+            row += skip
+            for record in record_batch.slice(skip).to_pylist():
                 row += 1
                 yield check_row(row, to_transaction(record), raw=record)
 
@@ -267,7 +281,7 @@ def _has_surrogates(text: str) -> bool:
     return any("\udc80" <= char <= "\udcff" for char in text)
 
 
-def _iter_csv(location: Any) -> Iterator[SourceRow]:
+def _iter_csv(location: Any, start_row: int) -> Iterator[SourceRow]:
     csv.field_size_limit(max(csv.field_size_limit(), _CSV_FIELD_LIMIT))
     with open_binary(location) as handle:
         # surrogateescape keeps undecodable bytes in the text without losing the row boundaries,
@@ -279,7 +293,7 @@ def _iter_csv(location: Any) -> Iterator[SourceRow]:
             return
         columns = [name.strip() for name in header]
         for row, values in enumerate(reader, start=1):
-            if not values:
+            if not values or row < start_row:  # before start_row: one sequential skip, nothing typed
                 continue
             problems = [
                 FieldError(
@@ -301,10 +315,10 @@ def _iter_csv(location: Any) -> Iterator[SourceRow]:
                 yield check_row(row, to_transaction(record, from_text=True), raw=record)
 
 
-def _iter_jsonl(location: Any) -> Iterator[SourceRow]:
+def _iter_jsonl(location: Any, start_row: int) -> Iterator[SourceRow]:
     with open_binary(location) as handle:
         for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
+            if line_number < start_row or not line.strip():  # before start_row: lines skipped unparsed
                 continue
             try:
                 item = orjson.loads(line)
@@ -321,7 +335,11 @@ def _iter_jsonl(location: Any) -> Iterator[SourceRow]:
 
 
 def iter_rows(
-    items: Any, *, input_format: str | None = None, read_batch_rows: int = DEFAULT_READ_BATCH_ROWS
+    items: Any,
+    *,
+    input_format: str | None = None,
+    read_batch_rows: int = DEFAULT_READ_BATCH_ROWS,
+    start_row: int = 1,
 ) -> Iterator[SourceRow]:
     """Yield every input row, typed and checked, in input order, reading files lazily.
 
@@ -329,10 +347,14 @@ def iter_rows(
         or JSON Lines file (optionally ``.gz`` for CSV and JSON Lines).
     :param input_format: ``parquet``, ``csv`` or ``jsonl``; by default taken from the file suffix.
     :param read_batch_rows: rows decoded at a time from Parquet.
+    :param start_row: the first row to yield (1-based, numbered as from the start): a resumed reader
+        skips what it already sent. Parquet skips whole row groups by their footer; CSV and JSON Lines
+        skip the rows before it in one sequential pass, without typing or checking them.
     :raises TypeError: when ``items`` is none of the above.
     """
+    start_row = max(1, start_row)
     if isinstance(items, (list, tuple)):
-        yield from _iter_list(items)
+        yield from _iter_list(items, start_row)
         return
     if isinstance(items, Mapping) or items is None or isinstance(items, (bytes, int, float)):
         raise TypeError(
@@ -341,8 +363,8 @@ def iter_rows(
         )
     fmt = detect_format(items, input_format)
     if fmt == "parquet":
-        yield from _iter_parquet(items, read_batch_rows)
+        yield from _iter_parquet(items, read_batch_rows, start_row)
     elif fmt == "csv":
-        yield from _iter_csv(items)
+        yield from _iter_csv(items, start_row)
     else:
-        yield from _iter_jsonl(items)
+        yield from _iter_jsonl(items, start_row)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from ntropy_provider.api.limits import ApiLimits
 from ntropy_provider.api.models import Batch
 from ntropy_provider.api.wire import MAX_BATCH_SIZE, OPERATIONS, PRIORITIES, TRANSACTIONS_OPERATION
 from ntropy_provider.compat import add_callback, forgets_after_success, task_state_store
@@ -27,7 +28,7 @@ from ntropy_provider.exceptions import (
 from ntropy_provider.hooks.connection import DEFAULT_CONN_ID
 from ntropy_provider.io.rejects import RejectsWriter
 from ntropy_provider.io.transactions_source import SourceRow, describe_source, iter_rows
-from ntropy_provider.submission.engine import submit_chunks
+from ntropy_provider.submission.engine import check_chunk_fits
 from ntropy_provider.submission.ledger import (
     ON_INPUT_CHANGE_MODES,
     ChunkState,
@@ -35,8 +36,10 @@ from ntropy_provider.submission.ledger import (
     SubmissionLedger,
 )
 from ntropy_provider.submission.plan import ScanResult, iter_planned_chunks, scan
+from ntropy_provider.submission.window import WAIT_CREDITS, HookBatches, SubmissionWindow, hearing_429s
 from ntropy_provider.triggers.batch import BatchTrigger
 from ntropy_provider.triggers.progress import check_poll_intervals
+from ntropy_provider.triggers.window import SubmissionWindowTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -58,6 +61,14 @@ class SubmitBatchOperator(BaseOperator):
     Returns (XCom) ``{"batch_ids": [...], "total": <rows submitted>, "rejected": <rows rejected>,
     "rejects_path": <path or None>, "replaced_batch_ids": {<errored id>: <its replacement>}}``;
     ``total + rejected`` is the number of input rows.
+
+    **At the API's pace.** Chunks are not submitted up front: a rolling window keeps at most
+    ``max_open_batches`` of the task's batches in progress, sends the next chunk when one ends, and paces
+    POSTs to an estimate of the key's credit bucket (:mod:`ntropy_provider.submission.window`). A 429
+    only makes a chunk wait and go again (never a failure while ``timeout`` allows). Deferrable, the
+    task defers to :class:`~ntropy_provider.triggers.window.SubmissionWindowTrigger` whenever the next
+    chunk must wait at least ``min_defer_wait``, and resumes from the next unsent chunk without reading
+    the whole input again.
 
     **No duplicate batches across task tries.** Ntropy charges per transaction, so a retried task
     must not submit again what an earlier try submitted. XCom is cleared between tries, so the
@@ -104,6 +115,14 @@ class SubmitBatchOperator(BaseOperator):
     :param on_invalid: ``fail`` (nothing is sent when any row is invalid) or ``quarantine``.
     :param rejects_path: where ``quarantine`` writes rejected rows (JSON Lines). Templated.
     :param max_concurrency: most batch POSTs in flight at once.
+    :param max_open_batches: the most of this task's batches in progress at once: the rolling window
+        (default: the connection's ``max_open_batches`` extra, the key's cap, 10 unless raised). Lower
+        it when several tasks share the key (e.g. backfill days). At least 1.
+    :param api_limits: the key's limits (an :class:`~ntropy_provider.api.limits.ApiLimits`, or a dict
+        of its fields), instead of the connection's extras; checked when the DAG is parsed.
+    :param min_defer_wait: a deferrable task defers to the triggerer between windows only when the
+        next chunk must wait at least this long (seconds); shorter waits are slept in the worker, since
+        a deferral costs a few seconds of scheduling.
     :param wait_for_completion: wait for every batch to end before succeeding.
     :param deferrable: wait in the triggerer instead of a worker slot (default ``True``: a wait of
         minutes to hours should not hold a worker; pass ``False`` where no triggerer runs). Not read
@@ -111,7 +130,8 @@ class SubmitBatchOperator(BaseOperator):
         wait hold a worker slot.
     :param poll_interval: shortest interval between status checks, in seconds.
     :param max_poll_interval: longest interval between status checks, in seconds.
-    :param timeout: longest wait for completion, in seconds or as a timedelta (``None``: no limit).
+    :param timeout: longest time for submission and the wait for completion, in seconds or as a
+        timedelta (``None``: no limit). A 429 or a full window only makes the task wait within it.
     :param max_batch_error_retries: how often a chunk whose batch ended in ``error`` is resubmitted
         (only with ``wait_for_completion``).
     :param reconcile_timeout: longest wait, in seconds, for candidate batches to end when an earlier
@@ -138,6 +158,9 @@ class SubmitBatchOperator(BaseOperator):
         on_invalid: str = "fail",
         rejects_path: Any = None,
         max_concurrency: int = 4,
+        max_open_batches: int | None = None,
+        api_limits: ApiLimits | dict[str, Any] | None = None,
+        min_defer_wait: float = 30.0,
         wait_for_completion: bool = False,
         deferrable: bool = True,
         poll_interval: float = 10.0,
@@ -164,6 +187,18 @@ class SubmitBatchOperator(BaseOperator):
             )
         # Checked here, not only by the trigger: at defer time the batches are already paid for.
         check_poll_intervals(poll_interval, max_poll_interval)
+        if max_open_batches is not None and (
+            isinstance(max_open_batches, bool)
+            or not isinstance(max_open_batches, int)
+            or max_open_batches < 1
+        ):
+            raise ValueError(f"max_open_batches: expected an integer >= 1, got {max_open_batches!r}")
+        if isinstance(api_limits, dict):
+            api_limits = ApiLimits.from_extras(api_limits, where="api_limits")
+        if api_limits is not None:
+            check_chunk_fits(chunk_size, api_limits)
+        if not min_defer_wait >= 0:
+            raise ValueError(f"min_defer_wait: expected a number of seconds >= 0, got {min_defer_wait!r}")
         if max_batch_error_retries < 0:
             raise ValueError(f"max_batch_error_retries: expected >= 0, got {max_batch_error_retries}")
         self.items = items
@@ -175,6 +210,9 @@ class SubmitBatchOperator(BaseOperator):
         self.on_invalid = on_invalid
         self.rejects_path = rejects_path
         self.max_concurrency = max_concurrency
+        self.max_open_batches = max_open_batches
+        self.api_limits = api_limits
+        self.min_defer_wait = min_defer_wait
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
         self.poll_interval = poll_interval
@@ -238,8 +276,8 @@ class SubmitBatchOperator(BaseOperator):
     # ----------------------------------------------------------------------------------------------
     # Reading and validating
     # ----------------------------------------------------------------------------------------------
-    def _rows(self) -> Iterator[SourceRow]:
-        return iter_rows(self.items, input_format=self.input_format)
+    def _rows(self, start_row: int = 1) -> Iterator[SourceRow]:
+        return iter_rows(self.items, input_format=self.input_format, start_row=start_row)
 
     def scan(self) -> ScanResult:
         """Read the whole input once: validate every row, quarantine or list the invalid ones, and
@@ -303,44 +341,124 @@ class SubmitBatchOperator(BaseOperator):
         """
         ledger.record_submitted(index, state, batch)
 
-    def _submit(
+    def _limits(self, hook: Any) -> ApiLimits:
+        return self.api_limits if isinstance(self.api_limits, ApiLimits) else hook.api_limits
+
+    def _send(
         self,
         hook: Any,
         ledger: SubmissionLedger,
         plan: ScanResult,
         states: dict[int, ChunkState],
         send: set[int],
+        *,
+        deadline: float | None,
+        summary: dict[str, Any],
+        pausable: bool = True,
+        window_state: dict[str, Any] | None = None,
     ) -> None:
-        """Send the chunks in ``send``, cut at the plan's boundaries (the others are read, not sent)."""
+        """Send the chunks in ``send`` through the rolling window, reading the input from the first.
+
+        A deferrable task whose next chunk must wait at least ``min_defer_wait`` defers (the method
+        does not return): :meth:`resume_submission` goes on from the next unsent chunk.
+        """
         if not send:
             return
+        limits = self._limits(hook)
+        check_chunk_fits(self.chunk_size, limits)
+        first = min(send)
+        skip = frozenset(i for i in range(first, len(plan.chunks)) if i not in send)
+        window = SubmissionWindow(
+            HookBatches(hook),
+            limits=limits,
+            max_open_batches=self.max_open_batches,
+            max_concurrency=self.max_concurrency,
+            log=self.log,
+            deadline=None if deadline is None else time.monotonic() + (deadline - time.time()),
+            total_rows=plan.valid,
+            total_chunks=len(plan.chunks),
+        )
+        if pausable and self.deferrable:
+            # Deferred while credits refill, wake for a burst of chunks, early enough that the bucket
+            # is not yet full when the task is back (a deferral costs about min_defer_wait).
+            margin = limits.credit_refill_per_second * self.min_defer_wait
+            window.burst_credits = max(self.chunk_size, int(limits.credit_capacity - margin))
+        window.chunks_sent = sum(1 for s in states.values() if s.batch_id)
+        window.stats.rows_sent = sum(s.size for s in states.values() if s.batch_id)
+        # Batches sent before (an earlier window or try) hold slots until they are seen ending.
+        open_before = (window_state or {}).get("open")
+        if open_before is None:
+            open_before = [s.batch_id for s in states.values() if s.batch_id]
+        sizes = {s.batch_id: s.size for s in states.values() if s.batch_id}
+        window.adopt({batch_id: sizes.get(batch_id, 0) for batch_id in open_before})
+        window.rows_done = window.stats.rows_sent - sum(sizes.get(i, 0) for i in open_before)
 
         def before_submit(index: int, size: int) -> None:
             self.record_intent(ledger, index, states[index])
 
         def on_submitted(index: int, batch: Batch) -> None:
             self.record_submitted(ledger, index, states[index], batch)
-            self.log.info("Chunk %d (%d rows): batch %s", index, batch.total, batch.id)
 
-        skip = frozenset(i for i in range(len(plan.chunks)) if i not in send)
+        def pause(seconds: float, waiting_for: str) -> bool:
+            return pausable and self.deferrable and seconds >= self.min_defer_wait
+
         self.log.info(
-            "Submitting %d chunk(s) of %d (%d already known)", len(send), len(plan.chunks), len(skip)
+            "Submitting %d chunk(s) of %d (%d already sent), from input row %d; at most %d batch(es) in "
+            "progress, credits paced to %s",
+            len(send),
+            len(plan.chunks),
+            len(plan.chunks) - len(send),
+            plan.chunks[first].first_row,
+            window.window.ceiling if window.window else 0,
+            f"{limits.credit_capacity:,} held, {limits.credit_refill_per_second:,.0f}/s",
         )
         hook.get_conn()  # read the connection once, in this thread, before the workers start
-        submit_chunks(
-            hook.post_batch_body,
-            iter_planned_chunks(self._rows(), plan, priority=self.priority, skip=skip),
-            max_concurrency=self.max_concurrency,
-            before_submit=before_submit,
-            on_submitted=on_submitted,
-            log=hook.log,
+        chunks = iter_planned_chunks(
+            self._rows(start_row=plan.chunks[first].first_row),
+            plan,
+            priority=self.priority,
+            skip=skip,
+            first_chunk=first,
         )
-        missing = [i for i in send if not states[i].batch_id]
-        if missing:
-            raise NtropySubmitError(f"Chunk(s) {missing} got no batch id from the hook")
+        with hearing_429s(hook, window):
+            outcome = window.run(chunks, before_submit=before_submit, on_submitted=on_submitted, pause=pause)
+        missing = [i for i in sorted(send) if not states[i].batch_id]
+        if outcome.paused_at is None:
+            if missing:
+                raise NtropySubmitError(f"Chunk(s) {missing} got no batch id from the hook")
+            return
+        wake_at = time.time() + outcome.credit_wait if outcome.waiting_for == WAIT_CREDITS else None
+        ledger.save_submission(
+            plan,
+            deadline=deadline,
+            summary=summary,
+            window={"open": outcome.open_batch_ids, "size": window.window.size if window.window else None},
+        )
+        self.log.info(
+            "Deferring until %s (about %.0f s): %d chunk(s) left to send",
+            "the credits suffice" if wake_at else "a batch of the window ends",
+            outcome.wake_in,
+            len(missing),
+        )
+        self.defer(
+            trigger=SubmissionWindowTrigger(
+                # Waiting for credits, a batch ending frees a slot that is not what the chunk waits for.
+                batch_ids=[] if wake_at else outcome.open_batch_ids,
+                ntropy_conn_id=self.ntropy_conn_id,
+                wake_at=wake_at,
+                deadline=deadline,
+                poll_interval=min(self.poll_interval, 1.0),
+                max_poll_interval=max(min(self.max_poll_interval, 60.0), min(self.poll_interval, 1.0)),
+            ),
+            method_name="resume_submission",
+        )
 
-    def submit(self, context: Context) -> dict[str, Any]:
-        """Validate, reconcile and submit; the XCom summary of the batches."""
+    def submit(self, context: Context, deadline: float | None = None) -> dict[str, Any]:
+        """Validate, reconcile and submit; the XCom summary of the batches.
+
+        :param context: the task context.
+        :param deadline: the absolute deadline (Unix time) of submission and wait, or ``None``.
+        """
         if self.priority not in PRIORITIES:
             raise ValueError(f"priority: expected one of {PRIORITIES}, got {self.priority!r}")
         plan = self.scan()
@@ -360,8 +478,46 @@ class SubmitBatchOperator(BaseOperator):
             self.log.info(
                 "Re-attached to %d batch(es) submitted by an earlier try: chunks %s", len(known), known
             )
-        self._submit(hook, ledger, plan, states, {i for i, s in states.items() if not s.batch_id})
+        send = {i for i, s in states.items() if not s.batch_id}
+        self._send(hook, ledger, plan, states, send, deadline=deadline, summary=summary)
         return self._result(states, summary)
+
+    def resume_submission(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Resume after the window's trigger fired: send the next chunks (deferring again if needed),
+        then wait for completion as :meth:`execute` does.
+
+        The input is not scanned again: the plan was kept, and reading starts at the first row of the
+        next unsent chunk (Parquet: its row group; CSV/JSON Lines: one sequential skip).
+
+        :param context: the task context.
+        :param event: the SubmissionWindowTrigger's event payload.
+        """
+        event = event or {}
+        ledger = self._ledger(context)
+        plan, deadline, summary, window_state = ledger.load_submission()
+        self.log.info("%s", event.get("message") or "Resuming the submission")
+        if event.get("status") == "timeout":
+            raise NtropyTimeoutError(f"Timed out waiting to submit the next chunks: {event.get('message')}")
+        if event.get("status") == "error":
+            raise NtropySubmitError(event.get("message"))
+        states = ledger.states_of(plan)
+        hook = self.get_hook()
+        self._reconcile(hook, ledger, states)  # nothing to do unless a POST's outcome went unrecorded
+        ended = set(event.get("ended_batch_ids") or [])
+        if "open" in window_state:
+            window_state = {**window_state, "open": [i for i in window_state["open"] if i not in ended]}
+        send = {i for i, s in states.items() if not s.batch_id}
+        self._send(
+            hook,
+            ledger,
+            plan,
+            states,
+            send,
+            deadline=deadline,
+            summary=summary,
+            window_state=window_state,
+        )
+        return self._after_submit(context, self._result(states, summary), deadline)
 
     @staticmethod
     def _result(states: dict[int, ChunkState], summary: dict[str, Any]) -> dict[str, Any]:
@@ -430,18 +586,25 @@ class SubmitBatchOperator(BaseOperator):
                 self.max_batch_error_retries,
             )
             ledger.record_replaced(index, state)
-        self._submit(hook, ledger, plan, states, retry)
+        summary = self._ledger(context).load_wait()[0]
+        self._send(hook, ledger, plan, states, retry, deadline=None, summary=summary, pausable=False)
         return bool(retry)
 
     def _current_result(self, context: Context, summary: dict[str, Any]) -> dict[str, Any]:
         return self._result(self._ledger(context).recorded(), summary)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        """Submit; with ``wait_for_completion``, wait (deferred or polling) and resubmit errored batches."""
-        result = self.submit(context)
+        """Submit through the rolling window (deferring between windows when deferrable); with
+        ``wait_for_completion``, wait (deferred or polling) and resubmit errored batches."""
+        deadline = None if self.timeout is None else time.time() + self.timeout
+        result = self.submit(context, deadline)
+        return self._after_submit(context, result, deadline)
+
+    def _after_submit(
+        self, context: Context, result: dict[str, Any], deadline: float | None
+    ) -> dict[str, Any]:
         if not self.wait_for_completion or not result["batch_ids"]:
             return result
-        deadline = None if self.timeout is None else time.time() + self.timeout
         summary = {k: result[k] for k in ("total", "rejected", "rejects_path")}
         if self.deferrable:
             return self._defer_or_finish(context, result, deadline, summary)

@@ -69,6 +69,8 @@ def cut_chunks(
     priority: str,
     skip: frozenset[int] | set[int] = frozenset(),
     check: ChunkCheck | None = None,
+    first_index: int = 0,
+    first_start: int = 0,
 ) -> Iterator[Chunk]:
     """Cut ``records`` into request bodies of the given sizes, consuming the input lazily.
 
@@ -81,11 +83,13 @@ def cut_chunks(
     :param priority: the batches' priority.
     :param skip: chunk indexes to consume but not serialize.
     :param check: see :data:`ChunkCheck`; its exception stops the cut before the chunk is yielded.
+    :param first_index: the index of the first chunk (when the rows start at a later chunk).
+    :param first_start: the row index of the first row (likewise).
     :raises TypeError: naming the input row whose value cannot be represented in JSON.
     """
     iterator = iter(records)
-    start = 0
-    for index, chunk_size in enumerate(sizes):
+    start = first_start
+    for index, chunk_size in enumerate(sizes, start=first_index):
         parts: list[bytes] = []
         size = 0
         while size < chunk_size:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ntropy_provider.api.models import Batch, format_datetime, parse_datetime
 from ntropy_provider.exceptions import InputChangedError
-from ntropy_provider.submission.plan import Fingerprint, ScanResult
+from ntropy_provider.submission.plan import Fingerprint, ScanResult, plan_from_json, plan_to_json
 
 if TYPE_CHECKING:
     from airflow.sdk.types import Logger
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 STATE_PLAN_KEY = "ntropy_submit_plan"
 STATE_CHUNK_KEY = "ntropy_submit_chunk_{index}"
 STATE_WAIT_KEY = "ntropy_submit_wait"
+STATE_SUBMISSION_KEY = "ntropy_submit_submission"
 #: How far before a recorded intent a batch's server-side ``created_at`` may lie (clock skew).
 CLOCK_SKEW = dt.timedelta(minutes=5)
 #: ``on_input_change`` values.
@@ -224,6 +225,54 @@ class SubmissionLedger:
         state.attempt += 1
         self.save(index, state)
 
+    def states_of(self, plan: ScanResult) -> dict[int, ChunkState]:
+        """Every planned chunk's record, fresh for chunks never recorded (a resumed submission).
+
+        :param plan: the plan the records were made for (:meth:`load_submission`).
+        """
+        states: dict[int, ChunkState] = {}
+        for chunk in plan.chunks:
+            stored = self.store.get(STATE_CHUNK_KEY.format(index=chunk.index))
+            fresh = ChunkState(size=chunk.size, fingerprint=chunk.fingerprint)
+            states[chunk.index] = ChunkState.from_json(stored) if stored else fresh
+        return states
+
+    def save_submission(
+        self,
+        plan: ScanResult,
+        *,
+        deadline: float | None,
+        summary: dict[str, Any],
+        window: dict[str, Any] | None = None,
+    ) -> None:
+        """Keep what a resumed submission needs without reading the input again: the plan (per chunk
+        its size, fingerprint and first row), the deadline, the counts and the window's state.
+
+        :param plan: the input's plan.
+        :param deadline: the absolute deadline of submission and wait (Unix time), or ``None``.
+        :param summary: the counts of the submission.
+        :param window: what the window knew when it paused (open batches, its size, credit estimate).
+        """
+        self.store.set(
+            STATE_SUBMISSION_KEY,
+            {"plan": plan_to_json(plan), "deadline": deadline, "summary": summary, "window": window or {}},
+        )
+
+    def load_submission(self) -> tuple[ScanResult, float | None, dict[str, Any], dict[str, Any]]:
+        """The ``(plan, deadline, summary, window)`` :meth:`save_submission` kept.
+
+        :raises KeyError: when nothing was kept (the store lost it, or another operator wrote it).
+        """
+        stored = self.store.get(STATE_SUBMISSION_KEY)
+        if not stored:
+            raise KeyError(f"no {STATE_SUBMISSION_KEY} record to resume the submission from")
+        return (
+            plan_from_json(stored["plan"]),
+            stored.get("deadline"),
+            stored.get("summary") or {},
+            stored.get("window") or {},
+        )
+
     def save_wait(self, deadline: float | None, summary: dict[str, Any]) -> None:
         """Keep the wait's deadline and counts across a deferral (dag.test() drops method kwargs).
 
@@ -238,7 +287,8 @@ class SubmissionLedger:
         return stored.get("summary") or {}, stored.get("deadline")
 
     def forget(self) -> int:
-        """Delete every record of this task instance (the chunks of every plan, the plan, the wait).
+        """Delete every record of this task instance (the chunks of every plan, the plan, the kept
+        submission, the wait).
 
         Chunk records are contiguous from 0, so the chunks of an earlier, longer plan are found by
         reading on until one is missing.
@@ -251,6 +301,7 @@ class SubmissionLedger:
             self.store.delete(STATE_CHUNK_KEY.format(index=index))
             index += 1
         self.store.delete(STATE_WAIT_KEY)
+        self.store.delete(STATE_SUBMISSION_KEY)
         self.store.delete(STATE_PLAN_KEY)
         return index
 

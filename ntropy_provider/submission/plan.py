@@ -82,6 +82,32 @@ class ScanResult:
     first_invalid: list[SourceRow] = field(default_factory=list)
 
 
+def plan_to_json(plan: ScanResult) -> dict[str, Any]:
+    """The plan as a small JSON value (per chunk: size, fingerprint, first row), kept across deferrals.
+
+    :param plan: the plan.
+    """
+    return {
+        "rows": plan.rows,
+        "valid": plan.valid,
+        "rejected": plan.rejected,
+        "chunks": [[c.size, c.fingerprint, c.first_row] for c in plan.chunks],
+    }
+
+
+def plan_from_json(value: dict[str, Any]) -> ScanResult:
+    """Read back what :func:`plan_to_json` stored.
+
+    :param value: the stored value.
+    """
+    chunks = [
+        ChunkPlan(i, int(size), str(fp), int(first)) for i, (size, fp, first) in enumerate(value["chunks"])
+    ]
+    return ScanResult(
+        rows=int(value["rows"]), valid=int(value["valid"]), rejected=int(value["rejected"]), chunks=chunks
+    )
+
+
 def scan(rows: Iterable[SourceRow], *, chunk_size: int, rejects: RejectsWriter | None = None) -> ScanResult:
     """Read every row once: count, quarantine or keep the invalid ones, and plan the valid ones' chunks.
 
@@ -126,21 +152,27 @@ def _valid_transactions(rows: Iterable[SourceRow]) -> Iterator[dict[str, Any]]:
 
 
 def iter_planned_chunks(
-    rows: Iterable[SourceRow], plan: ScanResult, *, priority: str, skip: frozenset[int] | set[int]
+    rows: Iterable[SourceRow],
+    plan: ScanResult,
+    *,
+    priority: str,
+    skip: frozenset[int] | set[int],
+    first_chunk: int = 0,
 ) -> Iterator[Chunk]:
     """The valid rows read again, cut at the plan's boundaries, each chunk checked against its plan.
 
     A chunk whose rows differ from the plan's (the input was modified during the run) stops the cut
     before that chunk is yielded, so it is never sent.
 
-    :param rows: the input rows, read again from the start.
+    :param rows: the input rows, read again from the start, or from ``first_chunk``'s first row.
     :param plan: the plan of the same input.
     :param priority: the batches' priority.
     :param skip: chunk indexes to consume (and check) but not serialize.
+    :param first_chunk: the chunk ``rows`` start with (a resumed submission skips what was sent).
     :raises InputChangedError: naming the chunk that differs from the plan.
     """
     fingerprints: dict[int, Fingerprint] = {}
-    checked = 0
+    checked = first_chunk
 
     def check(index: int, group: list[Any] | None) -> None:
         nonlocal checked
@@ -160,8 +192,17 @@ def iter_planned_chunks(
         checked += 1
 
     valid = _valid_transactions(rows)
-    sizes = [chunk.size for chunk in plan.chunks]
-    yield from cut_chunks(valid, sizes, priority=priority, skip=skip, check=check)
+    sizes = [chunk.size for chunk in plan.chunks[first_chunk:]]
+    first_start = sum(chunk.size for chunk in plan.chunks[:first_chunk])
+    yield from cut_chunks(
+        valid,
+        sizes,
+        priority=priority,
+        skip=skip,
+        check=check,
+        first_index=first_chunk,
+        first_start=first_start,
+    )
     if checked < len(plan.chunks) or next(valid, None) is not None:
         raise InputChangedError(
             f"The input no longer holds the {plan.valid} valid rows planned: it was modified during the run. "

@@ -11,8 +11,8 @@ import pytest
 from dags_examples_helpers import DAY, load_dag_module
 
 from ntropy_provider import sample_data
+from ntropy_provider.api.limits import DEFAULT_MAX_OPEN_BATCHES
 from ntropy_provider.api.transaction_input import validate_transaction
-from ntropy_provider.api.wire import MAX_CONCURRENT_OPERATIONS
 
 
 @pytest.mark.usefixtures("airflow_db")
@@ -50,10 +50,13 @@ def test_backfill_enriches_every_landed_day_of_the_range(tmp_path, ntropy_emulat
     assert ntropy_emulator.stats()["batches_created"] == 2
 
 
-def test_backfill_limits_concurrency_to_the_apis_ten_operations():
-    dag = load_dag_module("ntropy_backfill").dag
+def test_backfill_keeps_the_days_batches_in_progress_within_the_keys_cap():
+    module = load_dag_module("ntropy_backfill")
+    dag = module.dag
     submit = dag.get_task("submit_and_wait")
-    assert submit.partial_kwargs["max_active_tis_per_dag"] == MAX_CONCURRENT_OPERATIONS
+    days, window = submit.partial_kwargs["max_active_tis_per_dag"], submit.partial_kwargs["max_open_batches"]
+    assert (days, window) == (module.DAYS_IN_FLIGHT, module.WINDOW_PER_DAY)
+    assert days * window <= DEFAULT_MAX_OPEN_BATCHES, "days in flight x window per day within the key's cap"
     assert submit.partial_kwargs["max_concurrency"] == 1
     assert submit.partial_kwargs["deferrable"] is True
     assert dag.max_active_runs == 1

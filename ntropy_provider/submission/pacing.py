@@ -1,0 +1,133 @@
+"""The client's side of the API's per-key limits: a credit estimate and an adaptive window.
+
+Pure bookkeeping over a monotonic clock, no I/O: the submission driver asks "may this chunk go now,
+and if not, how long until it may?" and reports what happened (a batch created, a batch ended, a 429).
+
+**Why an estimate and an adaptive window, not a shared counter.** The API enforces its limits per key
+(a credit bucket, a cap on batches in progress), and several tasks may share one key: the days of a
+backfill, other DAGs, other programs. A shared counter (an Airflow pool, a database row) would only see
+the tasks that use it, and would have to be released by tasks that may die; the server's 429 sees every
+client. So each task keeps a local estimate that avoids most 429s when it is alone, and treats a 429 as
+the truth when it is not:
+
+* credits: a token bucket with the key's capacity and refill (``ApiLimits``), taken at each POST; a 429
+  that names credits empties it, since someone else spent them;
+* batches in progress: the window starts at ``max_open_batches`` and shrinks, on a 429 that names the
+  cap, to what the server accepted (the batches this task has open, at least one); it grows back by one
+  each time a batch of the task ends, up to the ceiling. Tasks sharing a key thus settle on shares that
+  add up to about the cap (additive increase, multiplicative decrease, as TCP shares a link), and
+  none ever fails for it: a 429 only makes a task wait.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from ntropy_provider.api.limits import ApiLimits
+
+#: A 429 whose reason names neither limit (e.g. the per-endpoint request rate) makes the submitter
+#: wait this long before the next POST.
+DEFAULT_RATE_LIMIT_PAUSE = 1.0
+
+
+class CreditEstimate:
+    """A client-side estimate of the key's credit bucket (one credit per transaction).
+
+    :param limits: the key's capacity and refill rate.
+    :param clock: the monotonic clock.
+    """
+
+    def __init__(self, limits: ApiLimits, clock: Callable[[], float] = time.monotonic) -> None:
+        self.capacity = float(limits.credit_capacity)
+        self.refill = float(limits.credit_refill_per_second)
+        self._clock = clock
+        self._level = self.capacity
+        self._at = clock()
+
+    def level(self) -> float:
+        """The credits the bucket is estimated to hold now."""
+        now = self._clock()
+        self._level = min(self.capacity, self._level + (now - self._at) * self.refill)
+        self._at = now
+        return self._level
+
+    def seconds_until(self, credits: int) -> float:
+        """Seconds until the bucket is estimated to hold ``credits`` (0 when it does now).
+
+        :param credits: the credits wanted (at most the capacity).
+        """
+        return max(0.0, (min(credits, self.capacity) - self.level()) / self.refill)
+
+    def take(self, credits: int) -> float:
+        """Count credits spent by a POST (the level may go below zero: it is an estimate).
+
+        :param credits: the transactions sent.
+        :return: the level before, for :meth:`charged`.
+        """
+        before = self.level()
+        self._level = before - credits
+        return before
+
+    def charged(self, level_before: float, seconds_in_flight: float) -> None:
+        """A POST was answered: the server charged it somewhere during its flight, not when it was sent.
+
+        A bucket that was nearly full when the POST left kept overflowing (losing refill) until the
+        server charged it, while this estimate, charged at sending, counted that refill: take it back,
+        assuming the latest charge (the answer's time), so that the estimate errs on the safe side.
+
+        :param level_before: what :meth:`take` returned.
+        :param seconds_in_flight: seconds from sending to the answer.
+        """
+        lost = level_before + seconds_in_flight * self.refill - self.capacity
+        if lost > 0:
+            self._level = self.level() - lost
+
+    def drain(self, owed: int = 0) -> None:
+        """The server said the credits are short: someone else spends them; start from empty.
+
+        :param owed: credits of POSTs still in flight, which the server has yet to charge (the refused
+            one included: the hook sends it again).
+        """
+        self.level()
+        self._level = min(self._level, -float(owed))
+
+
+class AdaptiveWindow:
+    """How many batches this task may keep in progress: shrinks on a 429, grows back as batches end.
+
+    :param ceiling: the most (the key's ``max_open_batches``, or less by choice).
+    """
+
+    def __init__(self, ceiling: int) -> None:
+        if ceiling < 1:
+            raise ValueError(f"max_open_batches: expected an integer >= 1, got {ceiling!r}")
+        self.ceiling = ceiling
+        self.size = ceiling
+
+    def refused(self, open_batches: int) -> None:
+        """The server refused a batch for the cap: it holds no more than what we have open now.
+
+        :param open_batches: the batches this task has in progress.
+        """
+        self.size = max(1, min(self.size, open_batches))
+
+    def ended(self) -> None:
+        """A batch of this task ended: one more may go, up to the ceiling."""
+        self.size = min(self.ceiling, self.size + 1)
+
+
+def rate_limit_cause(reason: str) -> str:
+    """Which limit a 429 names: ``credits``, ``batches`` (the cap on batches in progress), ``rate`` (a
+    request rate) or ``unknown`` (then the submitter assumes both credits and the cap).
+
+    :param reason: the answer's detail or the hook's description of it.
+    """
+    text = reason.lower()
+    if "credit" in text:
+        return "credits"
+    if "in progress" in text or "open batches" in text or "batches may be" in text:
+        return "batches"
+    if "per second" in text or "request rate" in text or "endpoint" in text:
+        return "rate"
+    return "unknown"

@@ -1,0 +1,90 @@
+"""The client's side of the API's limits: the credit estimate, the adaptive window, bad settings refused."""
+
+from __future__ import annotations
+
+import pytest
+
+from ntropy_provider.api.limits import ApiLimits
+from ntropy_provider.operators.submit_batch import SubmitBatchOperator
+from ntropy_provider.submission.pacing import AdaptiveWindow, CreditEstimate, rate_limit_cause
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_credit_estimate_refills_to_capacity_and_paces_what_was_taken() -> None:
+    clock = Clock()
+    credits = CreditEstimate(ApiLimits(credit_capacity=1_000, credit_refill_per_second=100), clock)
+    assert credits.seconds_until(1_000) == 0
+    credits.take(1_000)
+    assert credits.seconds_until(500) == pytest.approx(5.0)
+    clock.now += 2
+    assert credits.level() == pytest.approx(200)
+    clock.now += 1_000
+    assert credits.level() == 1_000, "never above the capacity"
+    assert credits.seconds_until(5_000) == 0, "a wish above capacity waits for a full bucket only"
+
+
+def test_a_429_for_credits_empties_the_estimate() -> None:
+    clock = Clock()
+    credits = CreditEstimate(ApiLimits(credit_capacity=1_000, credit_refill_per_second=100), clock)
+    credits.drain()
+    assert credits.seconds_until(300) == pytest.approx(3.0)
+
+
+def test_window_shrinks_to_what_the_server_accepted_and_grows_back_by_one() -> None:
+    window = AdaptiveWindow(10)
+    window.refused(open_batches=4)
+    assert window.size == 4
+    window.refused(open_batches=0)
+    assert window.size == 1, "always room for one batch"
+    for _ in range(20):
+        window.ended()
+    assert window.size == 10, "never above the ceiling"
+
+
+@pytest.mark.parametrize(
+    ("detail", "cause"),
+    [
+        ("Credit limit: 24960 credits needed, 100 available", "credits"),
+        ("Batch limit: 10 batches in progress, at most 10 per API key", "batches"),
+        ("Endpoint rate limit: at most 20 requests per second to POST /v3/batches", "rate"),
+        ("Too many requests", "unknown"),
+    ],
+)
+def test_the_cause_of_a_429_is_read_from_its_detail(detail: str, cause: str) -> None:
+    assert rate_limit_cause(detail) == cause
+
+
+@pytest.mark.parametrize("window", [0, -1, 1.5, True])
+def test_a_window_below_one_is_refused_when_the_dag_is_parsed(window: object) -> None:
+    with pytest.raises(ValueError, match="max_open_batches"):
+        SubmitBatchOperator(task_id="s", items=[], max_open_batches=window)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("limits", "field"),
+    [
+        ({"credit_refill_per_second": -5}, "credit_refill_per_second"),
+        ({"credit_capacity": 0}, "credit_capacity"),
+        ({"max_open_batches": 0}, "max_open_batches"),
+    ],
+)
+def test_bad_limits_are_refused_when_the_dag_is_parsed(limits: dict, field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        SubmitBatchOperator(task_id="s", items=[], api_limits=limits)
+
+
+def test_a_chunk_the_bucket_can_never_hold_is_refused() -> None:
+    with pytest.raises(ValueError, match="credit_capacity=1000"):
+        SubmitBatchOperator(task_id="s", items=[], chunk_size=5_000, api_limits={"credit_capacity": 1_000})
+
+
+def test_a_negative_defer_threshold_is_refused() -> None:
+    with pytest.raises(ValueError, match="min_defer_wait"):
+        SubmitBatchOperator(task_id="s", items=[], min_defer_wait=-1)
