@@ -1,8 +1,8 @@
 """The asset that webhook events are recorded on, and the shape of each event's ``extra``.
 
 Both sides use this module: the receiver (which writes asset events) and the DAGs scheduled on
-the asset (which read them), so the ``extra`` keys are defined once. It imports nothing heavy, so
-DAG files can import it cheaply.
+the asset (which read them), so the ``extra`` keys are defined once. It imports only Airflow's SDK and
+the API's shapes (no pyarrow, no web framework, no HTTP client), so DAG files can import it cheaply.
 """
 
 from __future__ import annotations
