@@ -82,8 +82,7 @@ def carry_over(source_file: ObjectStoragePath, writer: AtomicParquetWriter, repl
             if not table.schema.equals(writer.schema, check_metadata=False):
                 table = _conform(table, writer.schema, source_file)
             if len(replaced):
-                ids = table.column("transaction_id").to_pylist()
-                keep = ~replaced.contains(hash_ids(ids))
+                keep = ~replaced.contains(hash_ids(table.column("transaction_id")))
                 if not keep.all():
                     table = table.filter(pa.array(keep))
             writer.write(table.combine_chunks())

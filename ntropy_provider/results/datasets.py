@@ -115,7 +115,7 @@ def write_results_datasets(
             if carry_over_from is not None:
                 from ntropy_provider.utils.id_hashes import hash_ids
 
-                new_ok_ids.append(hash_ids(ok.column("transaction_id").to_pylist()))
+                new_ok_ids.append(hash_ids(ok.column("transaction_id")))
             errors_writer.write(errors)
             summary.batch_rows[batch_id] = batch.num_rows
             log.info(

@@ -87,30 +87,33 @@ class DuplicateIdFilter:
         :param rows: the input rows as :func:`~ntropy_provider.io.transactions_source.iter_rows` yields.
         :raises DuplicateIdError: with ``on_duplicate="fail"``, after the last row, when any id repeats.
         """
+        import numpy as np
+
         from ntropy_provider.utils.id_hashes import FirstRowIndex, hash_ids
 
         index = FirstRowIndex()
         iterator = iter(rows)
         while block := list(islice(iterator, self.block_rows)):
-            valid = [r for r in block if r.valid]
-            hashes = hash_ids(r.transaction["id"] for r in valid)  # type: ignore[index]
-            firsts = index.first_rows(hashes).tolist()
-            in_block: dict[int, int] = {}
-            dropped: set[int] = set()
-            for source_row, digest, first in zip(valid, hashes.tolist(), firsts, strict=True):
-                first = first or in_block.get(digest, 0)
-                if first:
-                    self._found(source_row, first)
-                    dropped.add(source_row.row)
-                else:
-                    in_block[digest] = source_row.row
-            if in_block:
-                import numpy as np
-
-                index.add(
-                    np.fromiter(in_block.keys(), np.uint64, len(in_block)),
-                    np.fromiter(in_block.values(), np.int64, len(in_block)),
-                )
+            valid = [r for r in block if not r.errors]
+            if not valid:
+                yield from block
+                continue
+            hashes = hash_ids([r.transaction["id"] for r in valid])  # type: ignore[index]
+            row_numbers = np.fromiter((r.row for r in valid), np.int64, len(valid))
+            # Earlier blocks first, then the block itself: its first row of each hash wins.
+            firsts = index.first_rows(hashes)
+            unique, first_position, inverse = np.unique(hashes, return_index=True, return_inverse=True)
+            in_block_first = row_numbers[first_position][inverse]
+            firsts = np.where(firsts > 0, firsts, np.where(in_block_first < row_numbers, in_block_first, 0))
+            new = index.first_rows(unique) == 0
+            index.add(unique[new], row_numbers[first_position][new])
+            repeated = np.flatnonzero(firsts)
+            if not repeated.size:
+                yield from block
+                continue
+            for position in repeated.tolist():
+                self._found(valid[position], int(firsts[position]))
+            dropped = set(row_numbers[repeated].tolist())
             for source_row in block:
                 if source_row.row not in dropped:
                     yield source_row

@@ -101,7 +101,7 @@ def _read_hashes(data_file: Any, column: str) -> Iterator[Any]:
                 ids = batch.column(0)
                 if ids.null_count:
                     ids = ids.drop_null()
-                yield hash_ids(ids.to_pylist())
+                yield hash_ids(ids)
     except EnrichedOutputError:
         raise
     except (OSError, pa.ArrowException) as err:
@@ -162,9 +162,12 @@ class SkipEnrichedFilter:
 
         iterator = iter(rows)
         while block := list(islice(iterator, self.block_rows)):
-            valid = [r for r in block if r.valid]
-            known = self.enriched.contains(hash_ids(r.transaction["id"] for r in valid))  # type: ignore[index]
-            skipped = {r.row for r, hit in zip(valid, known.tolist(), strict=True) if hit}
+            valid = [r for r in block if not r.errors]
+            known = self.enriched.contains(hash_ids([r.transaction["id"] for r in valid]))  # type: ignore[index]
+            if not known.any():
+                yield from block
+                continue
+            skipped = {valid[position].row for position in known.nonzero()[0].tolist()}
             self.count += len(skipped)
             for source_row in block:
                 if source_row.row not in skipped:

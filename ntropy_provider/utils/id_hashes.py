@@ -1,47 +1,117 @@
 """Fixed-width hashes of transaction ids, so that millions of ids fit in bounded memory.
 
-A transaction id is any string (often 30-60 characters); a Python ``set`` of 10 million of them costs
-over a gigabyte. Here each id becomes an 8-byte BLAKE2b digest held in a sorted numpy array: 8 bytes
-per id (plus 4 for a row number where one is kept), looked up in bulk with ``searchsorted``.
+A transaction id is any string (often 20-60 characters); a Python ``set`` of 10 million of them costs
+over a gigabyte. Here each id becomes an 8-byte hash held in a sorted numpy array: 8 bytes per id (plus
+4 for a row number where one is kept), looked up in bulk with ``searchsorted``.
 
-Two different ids share a hash with probability about ``n * m / 2**64`` (10 million known ids against
-a million new ones: about 1 in 2 million runs), the price of bounded memory; the callers say what a
-collision would mean for them. numpy is imported here, so import this module at execute time only.
+The hash is computed in bulk by numpy over the ids' UTF-8 bytes as Arrow lays them out (no Python
+object per id): each 8-byte word of an id is mixed into the state with MurmurHash3's 64-bit finalizer
+(a bijection), and the length into the last round. It is the same on every machine and in every
+process, not a cryptographic hash (ids are not secrets and not chosen by an attacker). Two different
+ids share a hash with probability about ``n * m / 2**64`` (10 million known ids against a million new
+ones: about 1 in 2 million runs), the price of bounded memory; the callers say what a collision would
+mean for them. numpy and pyarrow are imported here: import this module at execute time only.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
-#: Bytes of each id's digest.
-ID_HASH_BYTES = 8
+_SEED = np.uint64(0x6E74726F70790001)  # "ntropy", version 1 of this hash
+_C1 = np.uint64(0xFF51AFD7ED558CCD)
+_C2 = np.uint64(0xC4CEB9FE1A85EC53)
+_S33 = np.uint64(33)
+
+
+def _fmix64(h: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 64-bit finalizer, in place: a bijection with full avalanche."""
+    h ^= h >> _S33
+    h *= _C1
+    h ^= h >> _S33
+    h *= _C2
+    h ^= h >> _S33
+    return h
+
+
+def _as_binary(transaction_ids: Any) -> pa.Array:
+    """The ids as an Arrow ``large_binary`` array (strings as UTF-8; lone surrogates kept as bytes)."""
+    if isinstance(transaction_ids, pa.ChunkedArray):
+        transaction_ids = transaction_ids.combine_chunks()
+    if isinstance(transaction_ids, pa.Array):
+        return transaction_ids.cast(pa.large_binary())
+    ids = transaction_ids if isinstance(transaction_ids, list) else list(transaction_ids)
+    try:
+        return pa.array(ids, pa.large_string()).cast(pa.large_binary())
+    except (UnicodeEncodeError, pa.ArrowException):
+        return pa.array([text.encode("utf-8", "surrogateescape") for text in ids], pa.large_binary())
+
+
+#: Ids longer than this (bytes) are hashed apart, so that one long id does not widen a whole block.
+_WIDE = 256
+
+
+def _hash_matrix(words: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Hash rows of zero-padded 8-byte words; only a row's own words (``ceil(length / 8)``) count."""
+    hashes = np.full(len(lengths), _SEED, dtype=np.uint64)
+    for index in range(words.shape[1]):
+        owns = lengths > 8 * index
+        if owns.all():
+            hashes = _fmix64(hashes ^ words[:, index])
+        else:
+            hashes[owns] = _fmix64(hashes[owns] ^ words[owns, index])
+    return _fmix64(hashes ^ lengths.astype(np.uint64))
+
+
+def _hash_rows(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Hash the ids at ``data[starts[i] : starts[i] + lengths[i]]``."""
+    count = len(lengths)
+    width = max(8, -(-int(lengths.max()) // 8) * 8) if count else 8
+    matrix = np.zeros((count, width), dtype=np.uint8)
+    total = int(lengths.sum())
+    if total:
+        # Every id's bytes land at the start of its row: one scatter for the whole block.
+        rows = np.repeat(np.arange(count, dtype=np.int64) * width - starts, lengths)
+        source = np.repeat(starts, lengths) + (
+            np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        )
+        matrix.ravel()[rows + source] = data[source]
+    return _hash_matrix(matrix.view("<u8").astype(np.uint64, copy=False), lengths)
+
+
+def hash_ids(transaction_ids: Any) -> np.ndarray:
+    """The hashes of many ids, in order, as a ``uint64`` array (one id hashes the same in any block).
+
+    :param transaction_ids: the ids: an iterable of strings, or an Arrow string/binary array (nulls
+        hash as the empty id).
+    """
+    array = _as_binary(transaction_ids)
+    count = len(array)
+    if not count:
+        return np.empty(0, np.uint64)
+    _, offsets_buffer, data_buffer = array.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype="<i8", count=count + 1, offset=array.offset * 8)
+    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.empty(0, np.uint8)
+    starts = offsets[:-1].astype(np.int64)
+    lengths = (offsets[1:] - offsets[:-1]).astype(np.int64)
+    wide = lengths > _WIDE
+    if not wide.any():
+        return _hash_rows(data, starts, lengths)
+    hashes = np.empty(count, dtype=np.uint64)
+    hashes[~wide] = _hash_rows(data, starts[~wide], lengths[~wide])
+    hashes[wide] = _hash_rows(data, starts[wide], lengths[wide])
+    return hashes
 
 
 def hash_id(transaction_id: str) -> int:
-    """The 8-byte BLAKE2b hash of one id, as an unsigned integer.
+    """The hash of one id, as an unsigned integer (the same as :func:`hash_ids` gives it).
 
-    :param transaction_id: the id (lone surrogates, from undecodable input bytes, are kept as bytes).
+    :param transaction_id: the id.
     """
-    digest = hashlib.blake2b(
-        transaction_id.encode("utf-8", "surrogateescape"), digest_size=ID_HASH_BYTES
-    ).digest()
-    return int.from_bytes(digest, "little")
-
-
-def hash_ids(transaction_ids: Iterable[str]) -> np.ndarray:
-    """The hashes of many ids, in order, as a ``uint64`` array.
-
-    :param transaction_ids: the ids (strings).
-    """
-    blake2b = hashlib.blake2b
-    digests = b"".join(
-        blake2b(text.encode("utf-8", "surrogateescape"), digest_size=ID_HASH_BYTES).digest()
-        for text in transaction_ids
-    )
-    return np.frombuffer(digests, dtype="<u8").astype(np.uint64, copy=False)
+    return int(hash_ids([transaction_id])[0])
 
 
 class IdHashSet:
