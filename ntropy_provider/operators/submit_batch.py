@@ -387,10 +387,11 @@ class SubmitBatchOperator(BaseOperator):
         """The rows the plan was made of, read again from ``start_row``, through the same filters."""
         if self._pay_once is None:  # a resumed task: a new operator instance
             self._pay_once = PayOnce(skip_enriched=self.skip_enriched, on_duplicate=self.on_duplicate)
+        # The scan of this process knows best; a resumed one has the count the plan was saved with.
+        scanned = self._pay_once.duplicates
+        duplicates = scanned.count if scanned is not None else int(summary.get("duplicates") or 0)
         return self._pay_once.reread_rows(
-            lambda row: self._rows(start_row=row),
-            start_row=start_row,
-            duplicates=int(summary.get("duplicates") or 0),
+            lambda row: self._rows(start_row=row), start_row=start_row, duplicates=duplicates
         )
 
     def _dry_run_result(self, hook: Any, plan: ScanResult, summary: dict[str, Any]) -> dict[str, Any]:

@@ -287,3 +287,46 @@ def test_skip_enriched_reads_lists_and_globs(tmp_path) -> None:
         pq.write_table(pa.table({"transaction_id": ids}), tmp_path / f"date={day}" / "ok" / "part-0.parquet")
     assert len(load_enriched_ids([str(tmp_path / "date=*")])) == 3
     assert len(load_enriched_ids([str(tmp_path / "date=2024-01-01"), str(tmp_path / "nope")])) == 2
+
+
+# --------------------------------------------------------------------------------------------------
+# Resubmitting errored batches re-reads the same filtered rows, and pays again
+# --------------------------------------------------------------------------------------------------
+class _HealingSubmit(SubmitBatchOperator):
+    """Batches error until the first resubmission; then the emulator heals."""
+
+    def __init__(self, *, emulator: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.emulator = emulator
+
+    def _resubmit_errored(self, context: Any, errored: list[str]) -> bool:
+        self.emulator.configure(batch_error_rate=0.0)
+        return super()._resubmit_errored(context, errored)
+
+
+def test_resubmitted_chunks_keep_duplicates_and_skips_out_and_count_their_credits(
+    ntropy_connection, ntropy_emulator, state_store, make_rows, tmp_path
+) -> None:
+    rows = make_rows(26)
+    rows[20] = {**rows[20], "id": rows[3]["id"]}  # a repeat
+    (tmp_path / "ok").mkdir()
+    pq.write_table(pa.table({"transaction_id": ["t0"]}), tmp_path / "ok" / "part-0.parquet")  # enriched
+    ntropy_emulator.configure(batch_error_rate=1.0, items_per_second=100_000)
+    operator = _HealingSubmit(
+        emulator=ntropy_emulator,
+        task_id="submit_and_wait",
+        items=rows,
+        chunk_size=10,
+        skip_enriched=str(tmp_path),
+        wait_for_completion=True,
+        deferrable=False,
+        poll_interval=0.02,
+        max_poll_interval=0.2,
+    )
+    result = operator.execute({"task_state_store": state_store})
+
+    assert (result["total"], result["duplicates"], result["skipped"]) == (24, 1, 1)
+    _check_invariant(result)
+    stats = ntropy_emulator.stats()
+    assert (stats["batches_created"], stats["batches_errored"]) == (6, 3)
+    assert stats["transactions_submitted"] == 48 == result["credits"], "an errored batch is paid again"
