@@ -62,10 +62,16 @@ def _data_files(location: Any) -> list[Any]:
     path = as_storage_path(location)
     text = str(location)
     if any(char in text for char in "*?["):
-        found = sorted(path.fs.glob(path.path))
+        # Matches are re-joined onto the part before the pattern, so they keep its connection.
+        pattern = str(path.path)
+        first_wild = min(pattern.index(char) for char in "*?[" if char in pattern)
+        base_text = pattern[:first_wild].rsplit("/", 1)[0].rstrip("/")
+        base = path
+        while str(base.path).rstrip("/") != base_text and base.parent != base:
+            base = base.parent
         files: list[Any] = []
-        for match in found:
-            files.extend(_data_files(type(path)(f"{path.protocol}://{match}", conn_id=path.conn_id)))
+        for match in sorted(path.fs.glob(pattern)):
+            files.extend(_data_files(base / str(match)[len(base_text) :].lstrip("/")))
         return files
     if path.is_file():
         return [path]
