@@ -35,7 +35,7 @@ from ntropy_provider.results.layout import DATA_FILE_NAME, OK_DATASET
 from ntropy_provider.utils.storage import as_storage_path
 
 if TYPE_CHECKING:
-    from ntropy_provider.utils.id_hashes import IdHashSet
+    from ntropy_provider.utils.id_hashes import HashBuffer, IdHashSet
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +81,8 @@ def _data_files(location: Any) -> list[Any]:
     return []
 
 
-def _read_hashes(data_file: Any, column: str) -> Iterator[Any]:
-    """The hashes of one file's ids, a row group at a time, reading that column only."""
+def _read_hashes(data_file: Any, column: str, into: HashBuffer) -> int:
+    """Append the hashes of one file's ids, a batch at a time, reading that column only; how many."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -103,11 +103,14 @@ def _read_hashes(data_file: Any, column: str) -> Iterator[Any]:
                     f"skip_enriched: {data_file} holds {column!r} as {kind}, not strings: transaction ids "
                     "are strings, so none of them could match"
                 )
+            into.reserve(parquet.metadata.num_rows)
+            before = into.size
             for batch in parquet.iter_batches(columns=[column], batch_size=65_536):
                 ids = batch.column(0)
                 if ids.null_count:
                     ids = ids.drop_null()
-                yield hash_ids(ids)
+                into.append(hash_ids(ids))
+            return into.size - before
     except EnrichedOutputError:
         raise
     except (OSError, pa.ArrowException) as err:
@@ -121,9 +124,9 @@ def load_enriched_ids(locations: Sequence[Any], *, column: str = ENRICHED_ID_COL
     :param column: the id column.
     :raises EnrichedOutputError: naming a file that cannot be read as transaction ids.
     """
-    from ntropy_provider.utils.id_hashes import IdHashSet
+    from ntropy_provider.utils.id_hashes import HashBuffer
 
-    parts = []
+    buffer = HashBuffer()
     for location in locations:
         files = _data_files(location)
         if not files:
@@ -133,14 +136,9 @@ def load_enriched_ids(locations: Sequence[Any], *, column: str = ENRICHED_ID_COL
                 DATA_FILE_NAME,
             )
         for data_file in files:
-            before = sum(len(part) for part in parts)
-            parts.extend(_read_hashes(data_file, column))
-            log.info(
-                "skip_enriched: %d transaction id(s) already enriched in %s",
-                sum(len(part) for part in parts) - before,
-                data_file,
-            )
-    return IdHashSet.from_parts(parts)
+            found = _read_hashes(data_file, column, buffer)
+            log.info("skip_enriched: %d transaction id(s) already enriched in %s", found, data_file)
+    return buffer.to_set()
 
 
 class SkipEnrichedFilter:
