@@ -731,7 +731,7 @@ class SubmitBatchOperator(BaseOperator):
         self, context: Context, result: dict[str, Any], deadline: float | None
     ) -> dict[str, Any]:
         if not self.wait_for_completion or not result["batch_ids"]:
-            return result
+            return self._report_credits(result)
         summary = {k: v for k, v in result.items() if k not in ("batch_ids", "credits", "replaced_batch_ids")}
         if self.deferrable:
             return self._defer_or_finish(context, result, deadline, summary)
@@ -740,9 +740,25 @@ class SubmitBatchOperator(BaseOperator):
             batches = self._wait(self.get_hook(), result["batch_ids"], timeout=remaining, purpose="complete")
             errored = [b.id for b in batches if b.status == "error"]
             if not errored:
-                return result
+                return self._report_credits(result)
             self._resubmit_errored(context, errored)
             result = self._current_result(context, summary)
+
+    def _report_credits(self, result: dict[str, Any]) -> dict[str, Any]:
+        """Log what the run spent (the XCom holds it too); the result, unchanged."""
+        if not result.get("dry_run"):
+            self.log.info(
+                "Credits spent by this run: %d (%d transaction(s) sent in %d batch(es), %d resubmitted); "
+                "%d rejected, %d already enriched and skipped, of %d input row(s)",
+                result.get("credits", 0),
+                result.get("total", 0),
+                len(result.get("batch_ids") or []),
+                len(result.get("replaced_batch_ids") or {}),
+                result.get("rejected", 0),
+                result.get("skipped", 0),
+                result.get("input_rows", 0),
+            )
+        return result
 
     def _defer_or_finish(
         self, context: Context, result: dict[str, Any], deadline: float | None, summary: dict[str, Any]
@@ -753,7 +769,7 @@ class SubmitBatchOperator(BaseOperator):
         if all(b.is_terminal for b in batches):
             errored = [b.id for b in batches if b.status == "error"]
             if not errored:
-                return result
+                return self._report_credits(result)
             self._resubmit_errored(context, errored)
             result = self._current_result(context, summary)
         # The deadline and counts travel both as method kwargs (the triggerer keeps them) and in the
@@ -791,7 +807,7 @@ class SubmitBatchOperator(BaseOperator):
         status = event.get("status")
         self.log.info("%s", event.get("message"))
         if status == "success":
-            return self._current_result(context, summary)
+            return self._report_credits(self._current_result(context, summary))
         if status == "timeout":
             raise NtropyTimeoutError(event.get("message"))
         if event.get("termination_reason") != "batch_error":
