@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 from dag_run_helpers import load_test_dags, task_states, xcom_value
 
-from ntropy_provider.exceptions import MissingExtraError
+from ntropy_provider.exceptions import InvalidInputError, MissingExtraError
 from ntropy_provider.io import dataframe_source
 from ntropy_provider.io.transactions_source import describe_source, iter_rows
 from ntropy_provider.operators.submit_batch import SubmitBatchOperator
@@ -78,6 +78,16 @@ def test_bad_values_are_named_by_row_field_and_value(make_rows) -> None:
         5: ["currency: expected an ISO 4217 code such as USD (got 'DOLLARS')"],
     }
     assert read[4].raw["currency"] == "DOLLARS", "a rejected row keeps its values for the rejects file"
+
+
+def test_operator_fails_naming_the_dataframe_rows_and_sends_nothing(make_rows) -> None:
+    frame = _frame(make_rows(30))
+    frame.loc[11, "entry_type"] = "sideways"
+    operator = SubmitBatchOperator(task_id="submit", items=frame, chunk_size=10)
+    with pytest.raises(InvalidInputError) as failure:
+        operator.scan()
+    assert "1 of 30 input row(s)" in str(failure.value)
+    assert "row 12: entry_type: expected 'incoming' or 'outgoing' (got 'sideways')" in str(failure.value)
 
 
 def test_a_column_arrow_cannot_type_is_read_as_values_and_its_bad_ones_named(make_rows) -> None:
