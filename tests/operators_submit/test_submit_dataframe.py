@@ -213,6 +213,15 @@ def _xcom_refuses_dataframes() -> str | None:
     return None
 
 
+def test_xcom_refuses_dataframes_only_where_the_readme_says() -> None:
+    """The skips below hide nothing: only Airflow < 3.3 with pandas 3 refuses (the README's support table)."""
+    import airflow
+    from packaging.version import Version
+
+    documented = Version(airflow.__version__) < Version("3.3") and Version(pd.__version__).major >= 3
+    assert (_xcom_refuses_dataframes() is not None) == documented
+
+
 def test_a_dataframe_survives_xcom_and_reads_the_same(make_rows) -> None:
     if reason := _xcom_refuses_dataframes():
         pytest.skip(reason)
