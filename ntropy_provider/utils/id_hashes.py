@@ -160,9 +160,14 @@ class IdHashSet:
         """
         if not self._sorted.size or not len(hashes):
             return np.zeros(len(hashes), dtype=bool)
-        positions = np.searchsorted(self._sorted, hashes)
+        # Sorted needles walk the big array in order: far fewer cache misses than random ones.
+        order = np.argsort(hashes, kind="stable")
+        needles = hashes[order]
+        positions = np.searchsorted(self._sorted, needles)
         positions[positions == self._sorted.size] = 0
-        return self._sorted[positions] == hashes
+        found = np.empty(len(hashes), dtype=bool)
+        found[order] = self._sorted[positions] == needles
+        return found
 
 
 class HashBuffer:

@@ -330,3 +330,17 @@ def test_resubmitted_chunks_keep_duplicates_and_skips_out_and_count_their_credit
     stats = ntropy_emulator.stats()
     assert (stats["batches_created"], stats["batches_errored"]) == (6, 3)
     assert stats["transactions_submitted"] == 48 == result["credits"], "an errored batch is paid again"
+
+
+def test_a_dataframe_input_is_deduplicated_and_skipped_too(ntropy_connection, make_rows, tmp_path) -> None:
+    pd = pytest.importorskip("pandas")
+    rows = make_rows(30)
+    rows[29] = {**rows[29], "id": rows[0]["id"]}
+    (tmp_path / "ok").mkdir()
+    pq.write_table(pa.table({"transaction_id": ["t5", "t6"]}), tmp_path / "ok" / "part-0.parquet")
+    operator = SubmitBatchOperator(
+        task_id="submit", items=pd.DataFrame(rows), chunk_size=10, skip_enriched=str(tmp_path), dry_run=True
+    )
+    result = operator.execute({})
+    assert (result["duplicates"], result["skipped"], result["credits"], result["batches"]) == (1, 2, 27, 3)
+    _check_invariant(result)
