@@ -13,7 +13,7 @@ subprocess so that its peak RSS is its own:
   the ids loaded, the input deduplicated and looked up).
 
 Reported: wall time and peak RSS of each, and the ratios b/a and c/a (time, and peak RSS growth over
-the interpreter's own). Each measurement is the median of ``--repeat`` runs.
+the interpreter's own). Each measurement is the median of ``--repeat`` interleaved runs.
 
 Part 2, the credits saved. Twenty landed days of sample data (``--rows-per-day``, default 20,000); the
 nightly DAG already enriched the first fourteen (their ``ok/`` holds every valid row's id; the 12th
@@ -231,10 +231,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     output, day = ensure_data(args.cache, args.earlier)
-    results = {
-        kind: _median([run_measure(kind, output, day) for _ in range(args.repeat)])
-        for kind in ("read", "load", "scan_skip")
-    }
+    # Interleaved (a, b, c, a, b, c, ...), so that a shared machine's load shifts all three alike.
+    kinds = ("read", "load", "scan_skip")
+    runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
+    for _ in range(args.repeat):
+        for kind in kinds:
+            runs[kind].append(run_measure(kind, output, day))
+    results = {kind: _median(runs[kind]) for kind in kinds}
     read, load, scan_skip = results["read"], results["load"], results["scan_skip"]
     print(
         f"(a) read the day's input ({DAY_ROWS:,} rows, validated): {read['seconds']:.2f} s, "
