@@ -9,8 +9,8 @@ as the first of an id.
 
 Ids are held as 8-byte hashes with their first row (:class:`~ntropy_provider.utils.id_hashes.FirstRowIndex`,
 12 bytes per distinct id), so millions of ids fit in bounded memory; two different ids sharing a hash
-(about one chance in 10**12 for a million rows) would make the later one a reported duplicate, never a
-silent loss. Rows are looked at in blocks so that hashing and lookups run in bulk.
+(about one chance in 37 million for a million distinct ids) would make the later one a reported
+duplicate, not a silent loss. Rows are looked at in blocks so that hashing and lookups run in bulk.
 """
 
 from __future__ import annotations
