@@ -18,7 +18,7 @@ COMPAT_TESTS := tests/test_compat.py tests/test_provider_info.py tests/operators
 # dag.test() of 3.1/3.2 does not guarantee; deferral on dag.test() is covered by
 # test_wait_for_completion_deferred_succeeds and tests/sensors.)
 
-.PHONY: venv test test-fast test-compat lint package bench demo emulator clean \
+.PHONY: venv test test-fast test-distributed test-compose test-compat lint package bench demo emulator clean \
 	$(foreach v,$(COMPAT_AIRFLOW),test-airflow-$(v) constraints-$(v))
 
 venv: $(STAMP)
@@ -82,6 +82,11 @@ test: venv
 # Everything but the slow real-Airflow stack tests, for the edit-test loop.
 test-fast: venv
 	$(BIN)/python -m pytest -q -m "not stack" -p no:cacheprovider
+
+# The distributed stack alone: CeleryExecutor (Redis broker), two workers, two schedulers, two triggerers,
+# and the kill scenarios (part of `make test` too; skipped, with the reason, without Redis or PostgreSQL).
+test-distributed: venv
+	$(BIN)/python -m pytest -q -rs -p no:cacheprovider -m distributed tests/stack
 
 bench: venv
 	$(BIN)/python -m bench

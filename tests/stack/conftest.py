@@ -78,6 +78,12 @@ def airflow_stack(
         _SUMMARY.append(f"airflow stack: up for {time.monotonic() - began:.1f}s in total (teardown included)")
 
 
+@pytest.fixture(scope="session")
+def stack_summary() -> list[str]:
+    """Lines that stack tests add to the terminal summary (e.g. which worker ran which task)."""
+    return _SUMMARY
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Say which database the stack used and how long it took to start."""
     for line in _SUMMARY:
