@@ -72,11 +72,12 @@ package: venv
 test-compat: $(foreach v,$(COMPAT_AIRFLOW),test-airflow-$(v))
 
 # Everything CI runs: lint, the package, every test on the newest Airflow (the real-Airflow stack tests
-# included), then the compatibility suite on the older minors.
+# included, the distributed one too), then the compatibility suite on the older minors. Not the real
+# docker-compose run (test-compose): building its images from scratch alone exceeds CI's time budget.
 test: venv
 	$(BIN)/ruff check .
 	$(MAKE) package
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not compose"
 	$(MAKE) test-compat
 
 # Everything but the slow real-Airflow stack tests, for the edit-test loop.
@@ -87,6 +88,11 @@ test-fast: venv
 # and the kill scenarios (part of `make test` too; skipped, with the reason, without Redis or PostgreSQL).
 test-distributed: venv
 	$(BIN)/python -m pytest -q -rs -p no:cacheprovider -m distributed tests/stack
+
+# docker-compose.yml started for real through podman + podman-compose, both profiles (needs podman; as root
+# with debootstrap it builds the local base images first, cached by podman for later runs).
+test-compose: venv
+	$(BIN)/python -m pytest -q -rs -p no:cacheprovider -m compose tests/stack/test_stack_compose.py
 
 bench: venv
 	$(BIN)/python -m bench

@@ -41,6 +41,9 @@ DISTRIBUTED_HARNESS_ENV: dict[str, str] = {
     "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "10",
     "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
     "AIRFLOW__CORE__HOSTNAME_CALLABLE": "stack_hostname.hostname",
+    # A loaded test machine (eleven Airflow processes on two shared cores) answers the Execution API slower
+    # than the 5 s default: a timed-out call fails the try, which is not what a scenario tests.
+    "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
 }
 
 
