@@ -375,6 +375,26 @@ def _emulator_api(emulator: EmulatorProcess, method: str, path: str, **kwargs: A
     return response.json() if response.content else None
 
 
+def _results_file(data_root: Path, batch_id: str) -> Path:
+    return data_root / "webhook_results" / f"batch_id={batch_id}" / "ok" / "part-0.parquet"
+
+
+def _rows(prefix: str, count: int) -> list[dict[str, Any]]:
+    """Valid transactions sent straight to the emulator (no account holder: nothing to create first)."""
+    return [
+        {
+            "id": f"{prefix}-{i}",
+            "description": "AMAZON MKTPLACE",
+            "date": "2024-03-06",
+            "amount": 12.5,
+            "entry_type": "outgoing",
+            "currency": "USD",
+            "account_holder_id": None,
+        }
+        for i in range(count)
+    ]
+
+
 def test_webhook_burst_and_replays_over_two_api_server_workers(
     dist: DistributedStack, dist_emulator: EmulatorProcess, data_root: Path, summary
 ):
@@ -406,40 +426,71 @@ def test_webhook_burst_and_replays_over_two_api_server_workers(
         batch_ids = submitted["batch_ids"]
         assert dist_emulator.stats()["batches_created"] - before["batches_created"] == len(batch_ids)
 
-        # The burst: each ended batch delivered 12 times at once (8 replays of one event id, 4 re-deliveries
-        # under new ids), beside the emulator's own delivery, spread over the API server's workers.
+        # The burst: batches nobody has delivered yet (created while the webhook is disabled), each delivered
+        # 12 times at once (8 copies of one event id, 4 under new ids) over the API server's workers.
         url = f"{dist.api_url}/ntropy/webhooks/ntropy_default"
-        deliveries = []
-        for batch_id in batch_ids:
-            batch = wait_until(
-                lambda b=batch_id: (
-                    (got := _emulator_api(dist_emulator, "GET", f"/v3/batches/{b}"))["status"] == "completed"
-                    and got
-                ),
-                timeout=240,
-                what=f"batch {batch_id} to complete",
+        [webhook] = [
+            w for w in _emulator_api(dist_emulator, "GET", "/v3/webhooks")["data"] if w["url"] == url
+        ]
+        for batch_id in batch_ids:  # the pipeline's own deliveries have arrived before the webhook goes off
+            wait_until(
+                lambda b=batch_id: _results_file(data_root, b).exists(),
+                timeout=300,
+                what=f"results of {batch_id}",
             )
-            replayed = str(uuid.uuid4())
-            for n in range(12):
-                event_id = replayed if n < 8 else str(uuid.uuid4())
-                deliveries.append({"event_id": event_id, "event_type": "batches.completed", "data": batch})
-        headers = {"X-Ntropy-Token": dist_emulator.webhook_token}
-        with ThreadPoolExecutor(max_workers=16) as pool:
-            answers = list(
-                pool.map(lambda d: requests.post(url, json=d, headers=headers, timeout=60), deliveries)
-            )
+        _emulator_api(dist_emulator, "PATCH", f"/v3/webhooks/{webhook['id']}", json={"enabled": False})
+        try:
+            burst_ids = [
+                _emulator_api(
+                    dist_emulator,
+                    "POST",
+                    "/v3/batches",
+                    json={"operation": "POST /v3/transactions", "data": rows},
+                )["id"]
+                for rows in (_rows(f"burst{n}", 5) for n in range(3))
+            ]
+            deliveries = []
+            for batch_id in burst_ids:
+                batch = wait_until(
+                    lambda b=batch_id: (
+                        (got := _emulator_api(dist_emulator, "GET", f"/v3/batches/{b}"))["status"]
+                        == "completed"
+                        and got
+                    ),
+                    timeout=240,
+                    what=f"batch {batch_id} to complete",
+                )
+                replayed = str(uuid.uuid4())
+                for n in range(12):
+                    event_id = replayed if n < 8 else str(uuid.uuid4())
+                    deliveries.append(
+                        {"event_id": event_id, "event_type": "batches.completed", "data": batch}
+                    )
+            headers = {"X-Ntropy-Token": dist_emulator.webhook_token}
+            with ThreadPoolExecutor(max_workers=16) as pool:
+                answers = list(
+                    pool.map(lambda d: requests.post(url, json=d, headers=headers, timeout=60), deliveries)
+                )
+        finally:
+            _emulator_api(dist_emulator, "PATCH", f"/v3/webhooks/{webhook['id']}", json={"enabled": True})
         assert all(a.status_code == 200 for a in answers), [a.text for a in answers if a.status_code != 200][
             :3
         ]
         outcomes = [a.json()["status"] for a in answers]
-        assert set(outcomes) <= {"recorded", "duplicate"}, outcomes
+        assert outcomes.count("recorded") == len(burst_ids), f"one copy of each event records it: {outcomes}"
+        assert outcomes.count("duplicate") == len(deliveries) - len(burst_ids), outcomes
 
-        for batch_id in batch_ids:
-            ok = data_root / "webhook_results" / f"batch_id={batch_id}" / "ok" / "part-0.parquet"
-            wait_until(ok.exists, timeout=300, interval=1, what=f"results of batch {batch_id}")
+        for batch_id in burst_ids:
+            wait_until(
+                lambda b=batch_id: _results_file(data_root, b).exists(),
+                timeout=300,
+                what=f"results of {batch_id}",
+            )
         events = dist.api("GET", "/api/v2/assets/events", params={"asset_id": asset["id"], "limit": 1000})
-        mine = [e for e in events["asset_events"] if e["extra"]["batch_id"] in batch_ids]
-        assert sorted(e["extra"]["batch_id"] for e in mine) == sorted(batch_ids), "each batch recorded once"
+        mine = [e for e in events["asset_events"] if e["extra"]["batch_id"] in batch_ids + burst_ids]
+        assert sorted(e["extra"]["batch_id"] for e in mine) == sorted(batch_ids + burst_ids), (
+            "each recorded once"
+        )
         written = 0
         for event in mine:
             consumers = wait_until(
@@ -460,10 +511,13 @@ def test_webhook_burst_and_replays_over_two_api_server_workers(
             summary.placement("webhook pair", dist, RESULTS_DAG, consumers[0])
             folder = data_root / "webhook_results" / f"batch_id={event['extra']['batch_id']}"
             written += sum(pq.read_metadata(folder / d / "part-0.parquet").num_rows for d in ("ok", "errors"))
-        assert written == submitted["total"] == landed.rows - landed.invalid_rows
+        assert written == submitted["total"] + 5 * len(burst_ids)
+        assert submitted["total"] == landed.rows - landed.invalid_rows
+        created = dist_emulator.stats()["batches_created"] - before["batches_created"]
+        assert created == len(batch_ids) + len(burst_ids), "no batch was created twice"
         summary.placement("webhook pair", dist, SUBMIT_DAG, run_id)
         summary.add(
-            f"[webhook pair] {len(deliveries)} burst deliveries for {len(batch_ids)} batch(es) over "
+            f"[webhook pair] {len(deliveries)} burst deliveries for {len(burst_ids)} batch(es) over "
             f"{dist.api_workers} API server workers: {outcomes.count('recorded')} recorded, "
             f"{outcomes.count('duplicate')} duplicate"
         )
