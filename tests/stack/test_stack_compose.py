@@ -301,6 +301,32 @@ class ComposeProject:
         argv = [_podman_compose() or "podman-compose", "--project-name", self.name, *self.profile_args, *args]
         return _run(argv, timeout=timeout, cwd=self.dir, env=self.env).stdout
 
+    def up_in_dependency_order(self, compose: dict[str, Any]) -> None:
+        """``up -d``, honouring ``depends_on`` conditions the way Docker Compose does.
+
+        podman-compose cannot here: before podman 4.6 it ignores ``service_healthy``, and the
+        ``--requires`` links it creates make podman 4.3 refuse to start a service whose dependency (the
+        init job) has exited. So: the services that depend on nothing, until healthy; then the init job,
+        until it exited 0; then everything (``--no-deps``: no links, each tier already satisfied).
+        """
+        services = {
+            name: s
+            for name, s in compose["services"].items()
+            if not s.get("profiles") or set(s["profiles"]) & set(self.profile_args[1:])
+        }
+        first = [name for name, s in services.items() if not s.get("depends_on")]
+        self.compose("up", "-d", "--no-deps", *first)
+        from airflow_stack import wait_until
+
+        checked = [name for name in first if "healthcheck" in services[name]]
+        wait_until(lambda: self.healthy(checked), timeout=300, interval=3, what=f"{checked} to be healthy")
+        self.compose("up", "-d", "--no-deps", stack_config.INIT_SERVICE)
+        init = self.containers()[stack_config.INIT_SERVICE]["Names"][0]
+        code = _run(["podman", "wait", init], timeout=900).stdout.strip()
+        assert code == "0", f"{stack_config.INIT_SERVICE} exited {code}:\n{self.logs()}"
+        rest = [name for name in services if name not in first and name != stack_config.INIT_SERVICE]
+        self.compose("up", "-d", "--no-deps", *rest)
+
     def containers(self) -> dict[str, dict[str, Any]]:
         """Service name -> the ``podman ps`` record of its container."""
         out = _run(
@@ -386,7 +412,7 @@ def test_compose_up_runs_the_nightly_dag_to_parquet(
     ]
     began = time.monotonic()
     try:
-        project.compose("up", "-d", timeout=1800)
+        project.up_in_dependency_order(compose)
         wait_until(
             lambda: project.healthy(long_running),
             timeout=900,
