@@ -412,9 +412,15 @@ def test_webhook_burst_and_replays_over_two_api_server_workers(
     for holder in account_holders(count=8):
         with contextlib.suppress(requests.HTTPError):  # already there
             _emulator_api(dist_emulator, "POST", "/v3/account_holders", json=holder)
-    before = dist_emulator.stats()
     dist.set_paused(RESULTS_DAG, False)
     dist.set_paused(SUBMIT_DAG, False)
+    # Unpausing creates the scheduled run of the day that just ended (its data landed for the nightly DAG):
+    # it submits a batch of its own, so the count starts once it is over.
+    [scheduled] = wait_until(
+        lambda: dist.dag_runs(SUBMIT_DAG, run_type="scheduled"), timeout=120, what="the scheduled run"
+    )
+    dist.wait_for_run(SUBMIT_DAG, scheduled["dag_run_id"], timeout=300)
+    before = dist_emulator.stats()
     try:
         run_id = dist.trigger(SUBMIT_DAG, f"{day.isoformat()}T00:00:00Z", conf={"landing_path": str(landing)})
         assert dist.wait_for_run(SUBMIT_DAG, run_id, timeout=300) == "success", dist.describe(
