@@ -18,7 +18,7 @@ COMPAT_TESTS := tests/test_compat.py tests/test_provider_info.py tests/operators
 # dag.test() of 3.1/3.2 does not guarantee; deferral on dag.test() is covered by
 # test_wait_for_completion_deferred_succeeds and tests/sensors.)
 
-.PHONY: venv test test-fast test-compat lint package bench demo emulator clean \
+.PHONY: venv test test-fast test-compat lint package docs ui-deps bench demo emulator clean \
 	$(foreach v,$(COMPAT_AIRFLOW),test-airflow-$(v) constraints-$(v))
 
 venv: $(STAMP)
@@ -68,20 +68,43 @@ package: venv
 	rm -f dist.log
 	$(BIN)/twine check --strict dist/*
 
+# The documentation site (mkdocs.yml, docs/): --strict fails on a broken link, a missing page or snippet,
+# or a docstring mkdocstrings cannot render. The site lands in site/.
+DOCS_STAMP := $(VENV)/.docs-installed
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[docs]"
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	$(BIN)/mkdocs build --strict --site-dir site
+
+# The browser tests' tools (tests/ui): Debian's Chromium, Node.js, and playwright-core from the npm
+# registry as locked in tests/ui/package-lock.json (playwright-core downloads no browser). apt-get runs
+# only as root and only for what is missing; without them the browser tests skip, saying why.
+ui-deps:
+	@if ! command -v chromium >/dev/null || ! command -v npm >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -qq && apt-get install -y -qq chromium nodejs npm; \
+		else echo "ui-deps: install chromium, nodejs and npm (the browser tests skip without them)"; fi; \
+	fi
+	if command -v npm >/dev/null; then cd tests/ui && npm ci --no-audit --no-fund --loglevel=error; fi
+
 # The compatibility suite on every older Airflow minor.
 test-compat: $(foreach v,$(COMPAT_AIRFLOW),test-airflow-$(v))
 
-# Everything CI runs: lint, the package, every test on the newest Airflow (the real-Airflow stack tests
-# included), then the compatibility suite on the older minors.
+# Everything CI runs: lint, the package, the docs, every test on the newest Airflow (the real-Airflow
+# stack tests and the browser tests included), then the compatibility suite on the older minors.
 test: venv
 	$(BIN)/ruff check .
 	$(MAKE) package
+	$(MAKE) docs
+	$(MAKE) ui-deps
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 	$(MAKE) test-compat
 
-# Everything but the slow real-Airflow stack tests, for the edit-test loop.
+# Everything but the slow real-Airflow stack and browser tests, for the edit-test loop.
 test-fast: venv
-	$(BIN)/python -m pytest -q -m "not stack" -p no:cacheprovider
+	$(BIN)/python -m pytest -q -m "not stack and not ui" -p no:cacheprovider
 
 bench: venv
 	$(BIN)/python -m bench
@@ -94,4 +117,4 @@ emulator: venv
 	$(BIN)/ntropy-emulator --api-key demo-key
 
 clean:
-	rm -rf $(VENV) .venv-af31 .venv-af32 .venv-pin dist airflow_home .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-af31 .venv-af32 .venv-pin dist site tests/ui/node_modules airflow_home .pytest_cache .ruff_cache
