@@ -19,8 +19,14 @@ try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 2400 } });
   page.setDefaultTimeout(20000);
 
+  // Airflow 3.1's UI first logs the visitor in (all users are admins here), through redirects that end
+  // on the home page: wait for the app's navigation before going to the connections page.
+  await page.goto(options.baseUrl, { waitUntil: "networkidle" });
+  await page.getByRole("button", { name: /admin/i }).first().waitFor();
+  const openConnections = () => page.goto(`${options.baseUrl}/connections`, { waitUntil: "networkidle" });
+
   // The "Add Connection" form, type Ntropy.
-  await page.goto(`${options.baseUrl}/connections`, { waitUntil: "networkidle" });
+  await openConnections();
   await page.getByRole("button", { name: "Add Connection" }).click();
   const dialog = page.getByRole("dialog");
   await dialog.getByRole("combobox").first().focus(); // react-select: type, then Enter picks the match
@@ -48,7 +54,8 @@ try {
 
   // The Extra JSON the form would save, untouched.
   await dialog.getByRole("button", { name: "Extra Fields JSON" }).click();
-  const editor = dialog.locator(".monaco-editor .view-lines"); // the form's JSON editor (Monaco)
+  // The form's JSON editor: Monaco (Airflow 3.3) or CodeMirror (3.1).
+  const editor = dialog.locator(".monaco-editor .view-lines, .cm-content").first();
   await editor.waitFor();
   report.extraJson = (await editor.innerText()).replace(/\u00a0/g, " ");
   await page.screenshot({ path: `${options.screenshotDir}/connection-form-extra-json.png`, fullPage: true });
@@ -56,7 +63,7 @@ try {
 
   // The list's Test button on a stored connection, and the message the user reads.
   if (options.testConnectionId) {
-    await page.goto(`${options.baseUrl}/connections`, { waitUntil: "networkidle" });
+    await openConnections();
     const row = page.getByRole("row").filter({ hasText: options.testConnectionId });
     const answer = page.waitForResponse((r) => r.url().endsWith("/api/v2/connections/test"));
     await row.getByRole("button", { name: /test/i }).click();
