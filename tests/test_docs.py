@@ -9,6 +9,7 @@ and every argument of its constructor is documented in its docstring.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import re
 from pathlib import Path
@@ -79,3 +80,27 @@ def test_each_page_example_comes_from_an_example_dag() -> None:
         for path, section in included:
             source = (REPO_ROOT / path).read_text()
             assert f"# --8<-- [start:{section}]" in source and f"# --8<-- [end:{section}]" in source
+
+
+def _docs_hooks():
+    spec = importlib.util.spec_from_file_location("ntropy_docs_hooks", DOCS / "_hooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_connection_page_lists_every_form_field_from_the_code() -> None:
+    from ntropy_provider.hooks.connection import CONN_FIELDS
+
+    hooks = _docs_hooks()
+    page = (DOCS / "connection.md").read_text()
+    assert hooks.CONNECTION_FIELDS_MARKER in page
+    rendered = hooks.on_page_markdown(page)
+    for name, spec in CONN_FIELDS.items():
+        assert f"| `{name}` (" in rendered and spec["label"] in rendered, name
+    assert "A secret: masked in the form." in rendered  # the webhook token
+
+
+def test_sphinx_roles_render_as_code() -> None:
+    html = "see :class:<code>~ntropy_provider.triggers.batch.BatchTrigger</code> and :mod:<code>a.b</code>"
+    assert _docs_hooks().on_page_content(html) == "see <code>BatchTrigger</code> and <code>a.b</code>"
