@@ -10,7 +10,8 @@ COMPAT_AIRFLOW := 3.1 3.2
 # What differs between Airflow versions: the operators on dag.test() (crash-retry no-duplicate tests
 # included), the hooks, triggers and sensor, the provider's metadata, the webhook receiver, the results
 # writer and the example DAGs' parsing.
-COMPAT_TESTS := tests/test_compat.py tests/test_provider_info.py tests/operators_submit tests/hooks \
+COMPAT_TESTS := tests/test_compat.py tests/test_provider_info.py tests/test_conn_id_templating.py \
+	tests/operators_submit tests/hooks \
 	tests/triggers tests/sensors tests/utils tests/webhooks tests/results tests/landing \
 	tests/dags_examples/test_dags_import.py \
 	--deselect tests/operators_submit/test_submit_dag_runs.py::test_parquet_file_to_three_batches_with_deferred_sensor

@@ -33,13 +33,13 @@ class EnsureWebhookOperator(BaseOperator):
     Returns (XCom) ``{"webhook_id", "url", "events"}``; never the token.
 
     :param ntropy_conn_id: the Ntropy connection: its API key registers the webhook, its
-        ``webhook_token`` extra authenticates deliveries.
+        ``webhook_token`` extra authenticates deliveries. Templated.
     :param url: the receiver's public URL (default: see above). Templated.
     :param events: the event types to deliver (default: ``batches.completed`` and ``batches.error``).
     :param token_extra_key: the extra that holds the token (must match the receiver's setting).
     """
 
-    template_fields: Sequence[str] = ("url",)
+    template_fields: Sequence[str] = ("ntropy_conn_id", "url")
     ui_color = "#f3e5f5"
 
     def __init__(
