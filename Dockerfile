@@ -17,4 +17,4 @@ USER airflow
 COPY --chown=airflow:root pyproject.toml README.md /opt/ntropy-provider/
 COPY --chown=airflow:root ntropy_provider /opt/ntropy-provider/ntropy_provider
 # Pin Airflow to the image's version so that installing the provider never upgrades or downgrades it.
-RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" /opt/ntropy-provider
+RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" "/opt/ntropy-provider[pandas]"

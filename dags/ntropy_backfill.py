@@ -135,6 +135,7 @@ with DAG(
     holders = ensure_account_holders()
     submit_kwargs = submit_arguments(days)
     holders >> submit_kwargs
+    # --8<-- [start:submit_and_wait]
     submitted = SubmitBatchOperator.partial(
         task_id="submit_and_wait",
         ntropy_conn_id=NTROPY_CONN_ID,
@@ -148,6 +149,7 @@ with DAG(
         max_poll_interval=60,
         max_active_tis_per_dag=DAYS_IN_FLIGHT,
     ).expand_kwargs(submit_kwargs)
+    # --8<-- [end:submit_and_wait]
 
     @task
     def results_arguments(days: list[dict[str, Any]], submits: list[dict[str, Any]], params: dict[str, Any]):

@@ -107,6 +107,7 @@ with DAG(
     located = locate_input()
     holders = ensure_account_holders(located)
 
+    # --8<-- [start:submit]
     submit = SubmitBatchOperator(
         task_id="submit",
         items=located,
@@ -114,6 +115,8 @@ with DAG(
         on_invalid="quarantine",
         rejects_path="{{ params.output_path }}/date={{ ds }}/rejects.jsonl",
     )
+    # --8<-- [end:submit]
+    # --8<-- [start:wait]
     wait = BatchSensor(
         task_id="wait",
         batch_ids=submit.output,
@@ -123,6 +126,8 @@ with DAG(
         max_poll_interval=60,
         timeout=dt.timedelta(hours=6).total_seconds(),
     )
+    # --8<-- [end:wait]
+    # --8<-- [start:write_results]
     write_results = ResultsToParquetOperator(
         task_id="write_results",
         batch_ids=wait.output,
@@ -130,6 +135,7 @@ with DAG(
         output_path="{{ params.output_path }}/date={{ ds }}",
         input_path=located,
     )
+    # --8<-- [end:write_results]
 
     @task(outlets=[ENRICHED_OK, ENRICHED_ERRORS])
     def publish(transactions_path: str, submitted: dict[str, Any], written: dict[str, Any], ds: str):

@@ -14,6 +14,9 @@ DATA_ROOT = os.environ.get("NTROPY_DATA_ROOT", "/tmp/ntropy")
 ENRICHED_OK = Asset(name="ntropy_enriched_ok", uri="ntropy://enriched/ok", group="ntropy")
 #: Rows in the merchant report.
 TOP_MERCHANTS = 25
+#: Each report's grouping: enriched dataset column -> report column.
+BY_CATEGORY = {"category_general": "category", "input_currency": "currency"}
+BY_MERCHANT = {"counterparty_name": "merchant", "category_general": "category", "input_currency": "currency"}
 log = logging.getLogger(__name__)
 
 DOC_MD = """
@@ -29,9 +32,10 @@ sums the *outgoing* spend of that day by category and by merchant, per currency,
 <report_path>/date=YYYY-MM-DD/spend_by_merchant.csv   merchant, category, currency, transactions, spend
 ```
 
-It reads only the columns it needs from `ok/part-0.parquet`: `category_general`, `counterparty_name`
-(Ntropy's) and `input_amount`, `input_entry_type`, `input_currency` (your columns, carried through by
-`ResultsToParquetOperator(input_path=...)`).
+It is plain pandas (the provider's `[pandas]` extra): `read_parquet` of only the columns it needs from
+`ok/part-0.parquet` (`category_general`, `counterparty_name`, Ntropy's, and `input_amount`,
+`input_entry_type`, `input_currency`, your columns carried through by
+`ResultsToParquetOperator(input_path=...)`), then a `groupby` per report.
 
 **To use it on your data**: set `report_path` (any `ObjectStoragePath`), or replace `summarize` with
 your own aggregation / a load into your warehouse. To run it by hand for a day, trigger it with
@@ -41,38 +45,39 @@ Nothing here talks to the Ntropy API, so it works the same with the emulator and
 
 
 def _read_ok(ok_path: str) -> Any:
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
+    """The day's outgoing transactions, with the columns the report needs (a pandas DataFrame)."""
+    import pandas as pd  # in the task, not at parse time: the DAG processor never loads it
 
     columns = ["category_general", "counterparty_name", "input_amount", "input_entry_type", "input_currency"]
     with (ObjectStoragePath(ok_path) / "part-0.parquet").open("rb") as handle:
-        table = pq.read_table(handle, columns=columns)
+        ok = pd.read_parquet(handle, columns=columns)
     # CSV inputs carry their columns as strings; Parquet inputs keep their types.
-    table = table.set_column(2, "input_amount", pc.cast(table.column("input_amount"), "float64"))
-    outgoing = table.filter(pc.equal(table.column("input_entry_type"), "outgoing"))
-    return outgoing.set_column(
-        0, "category_general", pc.fill_null(outgoing.column("category_general"), "uncategorized")
-    ).set_column(1, "counterparty_name", pc.fill_null(outgoing.column("counterparty_name"), "(unknown)"))
+    ok["input_amount"] = pd.to_numeric(ok["input_amount"])
+    outgoing = ok[ok["input_entry_type"] == "outgoing"]
+    return outgoing.fillna({"category_general": "uncategorized", "counterparty_name": "(unknown)"})
 
 
-def _spend_by(spend: Any, keys: list[str], names: list[str]) -> Any:
-    """Transactions and total spend per group, largest spend first (columns: names, transactions, spend)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
+def _spend_by(spend: Any, keys: dict[str, str]) -> Any:
+    """Transactions and total spend per group, largest spend first.
 
-    grouped = spend.group_by(keys).aggregate([("input_amount", "count"), ("input_amount", "sum")])
-    columns = [grouped.column(key) for key in keys]
-    columns += [grouped.column("input_amount_count"), pc.round(grouped.column("input_amount_sum"), 2)]
-    table = pa.table(columns, names=[*names, "transactions", "spend"])
-    return table.sort_by([("spend", "descending"), (names[0], "ascending")])
+    :param spend: the outgoing transactions.
+    :param keys: the columns to group by, each with its name in the report.
+    """
+    grouped = (
+        spend.groupby(list(keys), dropna=False)["input_amount"]
+        .agg(transactions="size", spend="sum")
+        .reset_index()
+        .rename(columns=keys)
+    )
+    grouped["spend"] = grouped["spend"].round(2)
+    first = next(iter(keys.values()))
+    return grouped.sort_values(["spend", first], ascending=[False, True], ignore_index=True)
 
 
-def _write_csv(table: Any, path: ObjectStoragePath) -> str:
-    import pyarrow.csv as pa_csv
-
+def _write_csv(frame: Any, path: ObjectStoragePath) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as handle:
-        pa_csv.write_csv(table, handle)
+        frame.to_csv(handle, index=False)
     return str(path)
 
 
@@ -111,18 +116,14 @@ with DAG(
         reports = []
         for dataset in datasets:
             spend = _read_ok(dataset["path"])
-            by_category = _spend_by(spend, ["category_general", "input_currency"], ["category", "currency"])
-            by_merchant = _spend_by(
-                spend,
-                ["counterparty_name", "category_general", "input_currency"],
-                ["merchant", "category", "currency"],
-            ).slice(0, TOP_MERCHANTS)
+            by_category = _spend_by(spend, BY_CATEGORY)
+            by_merchant = _spend_by(spend, BY_MERCHANT).head(TOP_MERCHANTS)
             folder = ObjectStoragePath(params["report_path"]) / f"date={dataset['date']}"
             report = {
                 "date": dataset["date"],
                 "by_category": _write_csv(by_category, folder / "spend_by_category.csv"),
                 "by_merchant": _write_csv(by_merchant, folder / "spend_by_merchant.csv"),
-                "transactions": spend.num_rows,
+                "transactions": len(spend),
             }
             log.info("Spend report for %s: %s", dataset["date"], report)
             reports.append(report)

@@ -16,7 +16,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
+from airflow.providers.common.compat.sdk import (
+    AirflowException,
+    AirflowFailException,
+    AirflowOptionalProviderFeatureException,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +116,16 @@ class NtropyServerError(NtropyError):
 
 
 class NtropyConnectionError(NtropyError):
-    """The server could not be reached, dropped the connection or timed out, and the budget is spent."""
+    """The server could not be reached, dropped the connection or timed out, and the budget is spent.
+
+    :param message: the human-readable message.
+    :param reason: why there was no answer, in a few words (e.g. ``connection refused``).
+    :param kwargs: as :class:`NtropyError`.
+    """
+
+    def __init__(self, message: str, *, reason: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.reason = reason
 
 
 class NtropyTimeoutError(NtropyError, TimeoutError):
@@ -155,6 +168,13 @@ class BatchesInErrorError(NtropySubmitError, AirflowFailException):
     Fails the task at once, without Airflow's retries: a retry re-attaches to the same batches (the
     submission ledger makes sure of it) and finds them in error again, so it could only delay the
     failure by the retry delays. Resubmission is SubmitBatchOperator's ``max_batch_error_retries``.
+    """
+
+
+class MissingExtraError(AirflowOptionalProviderFeatureException, ImportError):
+    """A feature needs a package of an optional extra that is not installed (e.g. pandas: ``[pandas]``).
+
+    An ``ImportError`` too, so that code catching a failed import still catches it.
     """
 
 

@@ -1,4 +1,4 @@
-"""Read transactions lazily from a list, or a Parquet, CSV or JSON Lines file, and check every row.
+"""Read transactions lazily from a list, a DataFrame, or a Parquet, CSV or JSON Lines file; check every row.
 
 Rows become TransactionInput dicts typed the way the API wants them: a Parquet ``date`` column becomes
 ``'YYYY-MM-DD'``, CSV amounts become numbers, empty or null optional values are left out, and a flat
@@ -95,6 +95,10 @@ def describe_source(items: Any) -> str:
     """
     if isinstance(items, (list, tuple)):
         return f"a list of {len(items)} rows"
+    from ntropy_provider.io import dataframe_source  # imports back from here: not at the top
+
+    if dataframe_source.is_dataframe(items):
+        return dataframe_source.describe_dataframe(items)
     return str(items)
 
 
@@ -343,10 +347,11 @@ def iter_rows(
 ) -> Iterator[SourceRow]:
     """Yield every input row, typed and checked, in input order, reading files lazily.
 
-    :param items: a list of transaction dicts, or a path, URI or ObjectStoragePath of a Parquet, CSV
-        or JSON Lines file (optionally ``.gz`` for CSV and JSON Lines).
+    :param items: a list of transaction dicts, a pandas DataFrame (read through Arrow, see
+        :mod:`~ntropy_provider.io.dataframe_source`), or a path, URI or ObjectStoragePath of a Parquet,
+        CSV or JSON Lines file (optionally ``.gz`` for CSV and JSON Lines).
     :param input_format: ``parquet``, ``csv`` or ``jsonl``; by default taken from the file suffix.
-    :param read_batch_rows: rows decoded at a time from Parquet.
+    :param read_batch_rows: rows decoded at a time from Parquet or a DataFrame.
     :param start_row: the first row to yield (1-based, numbered as from the start): a resumed reader
         skips what it already sent. Parquet skips whole row groups by their footer; CSV and JSON Lines
         skip the rows before it in one sequential pass, without typing or checking them.
@@ -356,10 +361,17 @@ def iter_rows(
     if isinstance(items, (list, tuple)):
         yield from _iter_list(items, start_row)
         return
+    from ntropy_provider.io import dataframe_source  # imports back from here: not at the top
+
+    if dataframe_source.is_dataframe(items):
+        yield from dataframe_source.iter_dataframe_rows(
+            items, read_batch_rows=read_batch_rows, start_row=start_row
+        )
+        return
     if isinstance(items, Mapping) or items is None or isinstance(items, (bytes, int, float)):
         raise TypeError(
-            "items: expected a list of transaction dicts or the path/URI of a Parquet, CSV or JSON Lines "
-            f"file, got {type(items).__name__}"
+            "items: expected a list of transaction dicts, a pandas DataFrame or the path/URI of a Parquet, "
+            f"CSV or JSON Lines file, got {type(items).__name__}"
         )
     fmt = detect_format(items, input_format)
     if fmt == "parquet":

@@ -9,12 +9,12 @@ from urllib.parse import urlsplit
 from airflow.sdk import BaseOperator, Context
 
 from ntropy_provider.api.wire import BATCH_WEBHOOK_EVENTS, WEBHOOK_EVENTS
-from ntropy_provider.hooks.connection import DEFAULT_CONN_ID
+from ntropy_provider.hooks.connection import DEFAULT_CONN_ID, WEBHOOK_URL_EXTRA
 from ntropy_provider.utils.net import is_loopback_host
 from ntropy_provider.webhooks.config import DEFAULT_TOKEN_EXTRA_KEY, receiver_url
 
 #: Key, in the Ntropy connection's extras, of the receiver's public URL (optional).
-WEBHOOK_URL_EXTRA_KEY = "webhook_url"
+WEBHOOK_URL_EXTRA_KEY = WEBHOOK_URL_EXTRA  # the connection module owns the extras' names
 
 
 class MissingWebhookTokenError(ValueError):
@@ -33,13 +33,13 @@ class EnsureWebhookOperator(BaseOperator):
     Returns (XCom) ``{"webhook_id", "url", "events"}``; never the token.
 
     :param ntropy_conn_id: the Ntropy connection: its API key registers the webhook, its
-        ``webhook_token`` extra authenticates deliveries.
+        ``webhook_token`` extra authenticates deliveries. Templated.
     :param url: the receiver's public URL (default: see above). Templated.
     :param events: the event types to deliver (default: ``batches.completed`` and ``batches.error``).
     :param token_extra_key: the extra that holds the token (must match the receiver's setting).
     """
 
-    template_fields: Sequence[str] = ("url",)
+    template_fields: Sequence[str] = ("ntropy_conn_id", "url")
     ui_color = "#f3e5f5"
 
     def __init__(

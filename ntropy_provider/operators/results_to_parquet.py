@@ -79,11 +79,18 @@ class ResultsToParquetOperator(BaseOperator):
         carried into both datasets as ``input_<column>``, joined on transaction id. Templated.
     :param input_id_column: the input file's transaction id column.
     :param compression: Parquet compression codec (``zstd``, ``snappy``, ``gzip``, ``lz4``, ``none``).
-    :param output_conn_id: connection for ``output_path`` when its URI names none.
-    :param input_conn_id: connection for ``input_path`` when its URI names none.
+    :param output_conn_id: connection for ``output_path`` when its URI names none. Templated.
+    :param input_conn_id: connection for ``input_path`` when its URI names none. Templated.
     """
 
-    template_fields: Sequence[str] = ("batch_ids", "output_path", "input_path", "ntropy_conn_id")
+    template_fields: Sequence[str] = (
+        "batch_ids",
+        "output_path",
+        "input_path",
+        "ntropy_conn_id",
+        "output_conn_id",
+        "input_conn_id",
+    )
     ui_color = "#e8f0ff"
 
     def __init__(
@@ -119,7 +126,7 @@ class ResultsToParquetOperator(BaseOperator):
     # ---------------------------------------------------------------- outlets
     def default_outlets(self) -> list[Asset | AssetAlias]:
         """The outlets declared when none are given: the two dataset Assets, or an alias when templated."""
-        if not _known_at_parse_time(self.output_path):
+        if not (_known_at_parse_time(self.output_path) and _known_at_parse_time(self.output_conn_id or "")):
             return [AssetAlias(name=f"ntropy-results:{self.dag_id}.{self.task_id}")]
         ok_dir, errors_dir = dataset_paths(as_storage_path(self.output_path, self.output_conn_id))
         return [Asset(uri=dataset_uri(ok_dir)), Asset(uri=dataset_uri(errors_dir))]

@@ -26,6 +26,7 @@ from ntropy_provider.exceptions import (
     NtropyTimeoutError,
 )
 from ntropy_provider.hooks.connection import DEFAULT_CONN_ID
+from ntropy_provider.io.dataframe_source import is_dataframe, pandas_needed_for
 from ntropy_provider.io.rejects import RejectsWriter
 from ntropy_provider.io.transactions_source import SourceRow, describe_source, iter_rows
 from ntropy_provider.submission.engine import check_chunk_fits
@@ -51,9 +52,9 @@ ON_INVALID_MODES: tuple[str, ...] = ("fail", "quarantine")
 class SubmitBatchOperator(BaseOperator):
     """Validate transactions, cut them into batches and submit them to Ntropy, never twice.
 
-    The input (``items``) is read lazily (a list, or a Parquet / CSV / JSON Lines file on any
-    storage Airflow's ObjectStoragePath reaches) and every row is checked with the API's rules
-    before anything is sent. Invalid rows either fail the task (``on_invalid="fail"``, listing the
+    The input (``items``) is read lazily (a list, a pandas DataFrame, or a Parquet / CSV / JSON Lines
+    file on any storage Airflow's ObjectStoragePath reaches) and every row is checked with the API's
+    rules before anything is sent. Invalid rows either fail the task (``on_invalid="fail"``, listing the
     first ones by row number and field) or are written, with their reason, to ``rejects_path`` and
     left out (``"quarantine"``). Valid rows are cut into chunks of ``chunk_size`` in input order,
     the same way on every try, and each chunk becomes one batch.
@@ -105,9 +106,10 @@ class SubmitBatchOperator(BaseOperator):
     batch ended in ``error`` up to ``max_batch_error_retries`` times (recorded in the state store too,
     so a retry does not resubmit again), and fails naming every batch still in ``error``.
 
-    :param items: the transactions: a list of dicts, an XComArg resolving to one, or the path / URI
-        (str or ObjectStoragePath) of a Parquet, CSV or JSON Lines file. Templated.
-    :param ntropy_conn_id: the Airflow connection of the Ntropy API.
+    :param items: the transactions: a list of dicts, a pandas DataFrame (``[pandas]`` extra; read
+        through Arrow, row numbers are its positions from 1), an XComArg resolving to either, or the
+        path / URI (str or ObjectStoragePath) of a Parquet, CSV or JSON Lines file. Templated.
+    :param ntropy_conn_id: the Airflow connection of the Ntropy API. Templated.
     :param operation: the batch operation; only ``POST /v3/transactions`` exists.
     :param chunk_size: most transactions per batch (1 to 24,960).
     :param priority: ``default`` or ``low``. Templated.
@@ -143,7 +145,7 @@ class SubmitBatchOperator(BaseOperator):
         is kept until the task succeeds.
     """
 
-    template_fields: Sequence[str] = ("items", "priority", "input_format", "rejects_path")
+    template_fields: Sequence[str] = ("items", "ntropy_conn_id", "priority", "input_format", "rejects_path")
     ui_color = "#2e7d6b"
 
     def __init__(
@@ -231,13 +233,16 @@ class SubmitBatchOperator(BaseOperator):
     # Airflow plumbing
     # ----------------------------------------------------------------------------------------------
     def render_template(self, content: Any, context: Any, *args: Any, **kwargs: Any) -> Any:
-        """Render templates, except inside a literal list of rows: rows are data, not templates.
+        """Render templates, except inside a literal list of rows or a DataFrame: rows are data.
 
         A bank description may well contain ``{{``; Jinja must not touch it.
         """
-        if content is self.items and isinstance(content, (list, tuple)):
+        if content is not self.items:
+            return super().render_template(content, context, *args, **kwargs)
+        if isinstance(content, (list, tuple)) or is_dataframe(content):
             return content
-        return super().render_template(content, context, *args, **kwargs)
+        with pandas_needed_for("items"):  # a DataFrame XCom, pulled on a worker without pandas
+            return super().render_template(content, context, *args, **kwargs)
 
     def get_hook(self) -> Any:
         """The sync Ntropy hook for this operator's connection."""

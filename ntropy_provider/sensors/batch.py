@@ -52,7 +52,7 @@ class BatchSensor(BaseSensorOperator):
     :param batch_ids: the batches: a list of ids, a single id, the XCom dict of
         ``SubmitBatchOperator`` or of another ``BatchSensor``, or an XComArg of any of them; no batch at
         all (an upstream input with no valid row) succeeds at once. Templated.
-    :param ntropy_conn_id: the Airflow connection of the Ntropy API.
+    :param ntropy_conn_id: the Airflow connection of the Ntropy API. Templated.
     :param deferrable: wait in the triggerer instead of a worker slot (pass ``False`` where no
         triggerer runs).
     :param max_poll_interval: longest interval between checks of the deferred wait, in seconds
@@ -60,7 +60,7 @@ class BatchSensor(BaseSensorOperator):
     :param kwargs: BaseSensorOperator arguments (``poke_interval``, ``timeout``, ``mode``, ``soft_fail``...).
     """
 
-    template_fields: Sequence[str] = ("batch_ids",)
+    template_fields: Sequence[str] = ("batch_ids", "ntropy_conn_id")
     ui_color = "#2e7d6b"
 
     def __init__(

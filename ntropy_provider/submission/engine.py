@@ -10,6 +10,7 @@ from ntropy_provider.api.limits import ApiLimits
 from ntropy_provider.api.models import Batch
 from ntropy_provider.api.wire import MAX_BATCH_SIZE
 from ntropy_provider.hooks.calls import check_priority
+from ntropy_provider.io.dataframe_source import is_dataframe
 from ntropy_provider.submission.chunks import iter_chunks
 from ntropy_provider.submission.window import HookBatches, SubmissionWindow, as_results, hearing_429s
 
@@ -22,6 +23,27 @@ class _PostOnly:
 
     def poll(self, batch_ids: Collection[str], fresh: Collection[str]) -> dict[str, Batch | None]:
         return {}
+
+
+def check_records_iterable(records: Any) -> None:
+    """Refuse inputs that iterate as something other than transactions, before anything is sent.
+
+    Iterating a DataFrame gives its column names, a string its characters and a mapping its keys: each
+    would reach the API as rows and be refused there (or, worse, be paid for).
+
+    :param records: what the caller passed as ``records``.
+    :raises TypeError: naming the input's type and what to pass instead.
+    """
+    if is_dataframe(records):
+        raise TypeError(
+            "records: a pandas DataFrame iterates over its column names, not its rows; pass "
+            "frame.to_dict('records') or use SubmitBatchOperator(items=frame), which reads it through Arrow"
+        )
+    if isinstance(records, (str, bytes, Mapping)):
+        raise TypeError(
+            f"records: expected an iterable of transaction mappings, got a {type(records).__name__}; "
+            "to submit a file, use SubmitBatchOperator(items=<path or URI>)"
+        )
 
 
 def submit_records(
@@ -59,6 +81,7 @@ def submit_records(
     if not 1 <= chunk_size <= MAX_BATCH_SIZE:
         raise ValueError(f"chunk_size: expected 1 to {MAX_BATCH_SIZE}, got {chunk_size!r}")
     check_priority(priority)
+    check_records_iterable(records)
     hook = None if callable(api) and not hasattr(api, "post_batch_body") else api
     if hook is not None and limits is None:
         limits = hook.api_limits

@@ -121,6 +121,25 @@ def test_empty_input_sends_nothing(hook: NtropyHook, ntropy_emulator) -> None:
 
 
 @pytest.mark.parametrize(
+    ("records", "message"),
+    [
+        ("day.parquet", "got a str; to submit a file, use SubmitBatchOperator"),
+        ({"id": "t1"}, "got a dict"),
+        ("dataframe", "a pandas DataFrame iterates over its column names"),
+    ],
+)
+def test_inputs_that_do_not_iterate_as_rows_are_refused_before_sending(
+    hook: NtropyHook, ntropy_emulator, make_rows, records: object, message: str
+) -> None:
+    if records == "dataframe":
+        pandas = pytest.importorskip("pandas")
+        records = pandas.DataFrame(make_rows(3))
+    with pytest.raises(TypeError, match=message):
+        hook.submit_batches(records)  # type: ignore[arg-type]
+    assert ntropy_emulator.stats()["batches_created"] == 0
+
+
+@pytest.mark.parametrize(
     ("kwargs", "message"),
     [
         ({"chunk_size": 0}, "chunk_size: expected 1 to 24960"),
