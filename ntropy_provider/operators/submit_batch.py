@@ -17,7 +17,13 @@ from airflow.sdk import BaseOperator
 
 from ntropy_provider.api.limits import ApiLimits
 from ntropy_provider.api.models import Batch
-from ntropy_provider.api.wire import MAX_BATCH_SIZE, OPERATIONS, PRIORITIES, TRANSACTIONS_OPERATION
+from ntropy_provider.api.wire import (
+    MAX_BATCH_SIZE,
+    OPERATIONS,
+    PRIORITIES,
+    TRANSACTIONS_OPERATION,
+    BatchStatus,
+)
 from ntropy_provider.compat import add_callback, forgets_after_success, task_state_store
 from ntropy_provider.exceptions import (
     BatchesInErrorError,
@@ -383,6 +389,7 @@ class SubmitBatchOperator(BaseOperator):
             # is not yet full when the task is back (a deferral costs about min_defer_wait).
             margin = limits.credit_refill_per_second * self.min_defer_wait
             window.burst_credits = max(self.chunk_size, int(limits.credit_capacity - margin))
+        _restore_window(window, window_state or {})
         window.chunks_sent = sum(1 for s in states.values() if s.batch_id)
         window.stats.rows_sent = sum(s.size for s in states.values() if s.batch_id)
         # Batches sent before (an earlier window or try) hold slots until they are seen ending.
@@ -432,7 +439,11 @@ class SubmitBatchOperator(BaseOperator):
             plan,
             deadline=deadline,
             summary=summary,
-            window={"open": outcome.open_batch_ids, "size": window.window.size if window.window else None},
+            window={
+                "open": outcome.open_batch_ids,
+                "size": window.window.size if window.window else None,
+                "credits": window.credits.snapshot() if window.credits else None,
+            },
         )
         self.log.info(
             "Deferring until %s (about %.0f s): %d chunk(s) left to send",
@@ -620,10 +631,14 @@ class SubmitBatchOperator(BaseOperator):
     def _defer_or_finish(
         self, context: Context, result: dict[str, Any], deadline: float | None, summary: dict[str, Any]
     ) -> dict[str, Any]:
-        # One check before deferring: batches that already ended need no triggerer round trip.
+        # One check before deferring: batches that already ended need no triggerer round trip. One list
+        # request of the key's batches in progress says whether any is still running (then the task
+        # defers at once); only when none is are they fetched one by one, to find the errored ones.
         hook = self.get_hook()
-        batches = [hook.get_batch(i) for i in result["batch_ids"]]
-        if all(b.is_terminal for b in batches):
+        ids = set(result["batch_ids"])
+        running = any(b.id in ids for b in hook.list_batches(status=BatchStatus.PROCESSING.value))
+        batches = [] if running else [hook.get_batch(i) for i in result["batch_ids"]]
+        if not running and all(b.is_terminal for b in batches):
             errored = [b.id for b in batches if b.status == "error"]
             if not errored:
                 return result
@@ -672,6 +687,15 @@ class SubmitBatchOperator(BaseOperator):
         self._resubmit_errored(context, list(event.get("errored_batch_ids") or []))
         result = self._current_result(context, summary)
         return self._defer_or_finish(context, result, deadline, summary)
+
+
+def _restore_window(window: SubmissionWindow, state: dict[str, Any]) -> None:
+    """Go on with what the window knew when it deferred: its size (shrunk by a 429, growing back) and
+    the credit estimate (what was left plus the refill since, not a full bucket)."""
+    if state.get("size") and window.window is not None:
+        window.window.size = max(1, min(window.window.ceiling, int(state["size"])))
+    if state.get("credits") and window.credits is not None:
+        window.credits.restore(state["credits"])
 
 
 def _forget_submission_records(context: Context) -> None:

@@ -83,6 +83,24 @@ class CreditEstimate:
         if lost > 0:
             self._level = self.level() - lost
 
+    def snapshot(self) -> list[float]:
+        """The estimate as ``[level, unix_time]``, to be kept across a deferral (a new process's
+        monotonic clock means nothing to this one)."""
+        return [self.level(), time.time()]
+
+    def restore(self, snapshot: list[float] | tuple[float, float], now: float | None = None) -> None:
+        """Go on from what :meth:`snapshot` kept: its level plus the refill since, not a full bucket.
+
+        A resumed task that assumed a full bucket would send a burst the server refuses (429s).
+
+        :param snapshot: ``[level, unix_time]``.
+        :param now: the Unix time now (default: ``time.time()``).
+        """
+        level, at = float(snapshot[0]), float(snapshot[1])
+        elapsed = max(0.0, (time.time() if now is None else now) - at)
+        self._level = min(self.capacity, level + elapsed * self.refill)
+        self._at = self._clock()
+
     def drain(self, owed: int = 0) -> None:
         """The server said the credits are short: someone else spends them; start from empty.
 

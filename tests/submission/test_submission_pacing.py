@@ -30,6 +30,18 @@ def test_credit_estimate_refills_to_capacity_and_paces_what_was_taken() -> None:
     assert credits.seconds_until(5_000) == 0, "a wish above capacity waits for a full bucket only"
 
 
+def test_a_resumed_estimate_goes_on_from_what_was_left_not_from_a_full_bucket() -> None:
+    limits = ApiLimits(credit_capacity=1_000, credit_refill_per_second=100)
+    before = CreditEstimate(limits, Clock())
+    before.take(900)
+    level, at = before.snapshot()
+    after = CreditEstimate(limits, Clock())  # a new process: a full bucket until told otherwise
+    after.restore([level, at], now=at + 3)
+    assert after.level() == pytest.approx(100 + 300)
+    after.restore([level, at], now=at + 3_600)
+    assert after.level() == 1_000, "never above the capacity"
+
+
 def test_a_429_for_credits_empties_the_estimate() -> None:
     clock = Clock()
     credits = CreditEstimate(ApiLimits(credit_capacity=1_000, credit_refill_per_second=100), clock)
