@@ -26,10 +26,11 @@ same rows, then waits until every batch has ended. Measured per strategy:
 * CPU spent reading the input again on each resume, against one full read of the input;
 * peak RSS growth of the process (``ru_maxrss`` after imports, before the run).
 
-Strategies: ``window`` (SubmitBatchOperator, deferrable, the rolling window), ``window_blocking``
-(``NtropyHook.submit_batches``, paced the same way, blocking), ``upfront`` (a copy of the strategy before
-the window: every chunk POSTed at once from 4 threads, the hook waiting out 429s) and ``sdk`` (a loop of
-ntropy-sdk ``batches.create`` calls, sleeping a second and trying again when one is refused).
+Strategies: ``window`` (SubmitBatchOperator, deferrable, the rolling window), ``backfill`` (the same rows
+as 5 days of ntropy_backfill, each a deferrable operator with a window of 2, all at once on one key),
+``window_blocking`` (``NtropyHook.submit_batches``, paced the same way, blocking), ``upfront`` (a copy of
+the strategy before the window: every chunk POSTed at once from 4 threads, the hook waiting out 429s) and
+``sdk`` (a loop of ntropy-sdk ``batches.create`` calls, sleeping a second and trying again when refused).
 
 Usage: ``.venv/bin/python -m bench.rolling_window [--rows 998400] [--scale 20] [--only window,sdk]
 [--items-per-second N] [--resume-latency 3]``
@@ -61,7 +62,9 @@ OPERATION = "POST /v3/transactions"
 #: Documented limits (docs.ntropy.com, "Rate limits"), and the emulator's default enrichment speed.
 CAPACITY, REFILL, MAX_OPEN, ITEMS_PER_SECOND = 100_000, 1_000.0, 10, 2_000.0
 POST_CAUSES = ("credits", "open_batches", "endpoint:POST /v3/batches")
-STRATEGIES = ("window", "window_blocking", "upfront", "sdk")
+STRATEGIES = ("window", "backfill", "window_blocking", "upfront", "sdk")
+#: Days of the ``backfill`` strategy (ntropy_backfill's DAYS_IN_FLIGHT).
+BACKFILL_DAYS = 5
 
 
 def rows(n: int) -> Iterator[dict[str, Any]]:
@@ -126,28 +129,15 @@ def _wait(hook: Any, ids: list[str]) -> None:
 RESUME_LATENCY = float(os.environ.get("BENCH_RESUME_LATENCY", "3"))
 
 
-def run_window(url: str, n: int, refill: float, input_path: str, scale: float) -> dict[str, Any]:
-    """The deferrable SubmitBatchOperator, driven as Airflow would; only its sync calls hold a worker."""
+def _drive_operator(operator: Any, scale: float) -> dict[str, Any]:
+    """Run a deferrable operator as Airflow would: its sync calls (the worker), each deferral's trigger in
+    an event loop (the triggerer), a time-scaled round trip, then the resume method."""
     from airflow.sdk.exceptions import TaskDeferred
-
-    from ntropy_provider.operators.submit_batch import SubmitBatchOperator
-
-    _hook(url, refill)
 
     class Store(dict):
         def set(self, key: str, value: Any, *, retention: Any = None) -> None:
             self[key] = value
 
-    operator = SubmitBatchOperator(
-        task_id="submit",
-        items=input_path,
-        ntropy_conn_id="ntropy_bench",
-        deferrable=True,
-        wait_for_completion=True,
-        min_defer_wait=30.0 / scale,  # the default 30 s, time-scaled like the refill
-        poll_interval=10.0 / scale,
-        max_poll_interval=300.0 / scale,
-    )
     resume_reads: list[float] = []
     real_rows = operator._rows
 
@@ -161,7 +151,7 @@ def run_window(url: str, n: int, refill: float, input_path: str, scale: float) -
             yield first
             yield from iterator
 
-    operator._rows = timed_rows  # type: ignore[method-assign]
+    operator._rows = timed_rows
     context = {"task_state_store": Store()}
     held = resumed = 0.0
     deferrals = 0
@@ -188,6 +178,67 @@ def run_window(url: str, n: int, refill: float, input_path: str, scale: float) -
         "deferrals": deferrals,
         "resume_read_cpu": resume_reads,
     }
+
+
+def _operator(input_path: str, scale: float, **kwargs: Any) -> Any:
+    from ntropy_provider.operators.submit_batch import SubmitBatchOperator
+
+    return SubmitBatchOperator(
+        task_id="submit",
+        items=input_path,
+        ntropy_conn_id="ntropy_bench",
+        deferrable=True,
+        wait_for_completion=True,
+        min_defer_wait=30.0 / scale,  # the default 30 s, time-scaled like the refill
+        poll_interval=10.0 / scale,
+        max_poll_interval=300.0 / scale,
+        **kwargs,
+    )
+
+
+def run_window(url: str, n: int, refill: float, input_path: str, scale: float) -> dict[str, Any]:
+    """The deferrable SubmitBatchOperator, driven as Airflow would; only its sync calls hold a worker."""
+    _hook(url, refill)
+    return _drive_operator(_operator(input_path, scale), scale)
+
+
+def run_backfill(url: str, n: int, refill: float, input_path: str, scale: float) -> dict[str, Any]:
+    """ntropy_backfill's sizing: the same rows as BACKFILL_DAYS days, each a deferrable operator with a
+    window of 2 and one POST in flight, all at once against one key. Worker time is the days' sum."""
+    from ntropy_provider.api.limits import DEFAULT_MAX_OPEN_BATCHES
+
+    _hook(url, refill)
+    window = DEFAULT_MAX_OPEN_BATCHES // BACKFILL_DAYS
+    days = [_day_path(input_path, day) for day in range(BACKFILL_DAYS)]
+    with ThreadPoolExecutor(max_workers=BACKFILL_DAYS) as pool:
+        futures = [
+            pool.submit(
+                _drive_operator, _operator(day, scale, max_open_batches=window, max_concurrency=1), scale
+            )
+            for day in days
+        ]
+        results = [future.result() for future in futures]
+    return {
+        "total": sum(r["total"] for r in results),
+        "held": sum(r["held"] for r in results),
+        "resume_sleep": sum(r["resume_sleep"] for r in results),
+        "deferrals": sum(r["deferrals"] for r in results),
+        "resume_read_cpu": [cpu for r in results for cpu in r["resume_read_cpu"]],
+    }
+
+
+def _day_path(input_path: str, day: int) -> str:
+    return input_path.replace(".parquet", f".day{day}.parquet")
+
+
+def split_days(input_path: str, n: int) -> None:
+    """The input cut into BACKFILL_DAYS files of consecutive rows (the backfill's days)."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(input_path)
+    per_day = math.ceil(n / BACKFILL_DAYS)
+    for day in range(BACKFILL_DAYS):
+        pq.write_table(table.slice(day * per_day, per_day), _day_path(input_path, day), row_group_size=10_000)
 
 
 async def _first_event(trigger: Any) -> dict[str, Any]:
@@ -259,6 +310,7 @@ def run_sdk(url: str, n: int, refill: float, input_path: str, scale: float) -> d
 
 RUNNERS = {
     "window": run_window,
+    "backfill": run_backfill,
     "window_blocking": run_window_blocking,
     "upfront": run_upfront,
     "sdk": run_sdk,
@@ -381,6 +433,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-window-") as scratch:
         input_path = str(Path(scratch) / "day.parquet")
         write_input(Path(input_path), args.rows)
+        split_days(input_path, args.rows)
         read_cpu = full_read_cpu(input_path)
         results = {
             name: _run(name, args.rows, args.scale, input_path, items_per_second, args.resume_latency)
@@ -421,21 +474,29 @@ def main() -> None:
             print(f"  {name}: 429s by cause {r['causes']}; most batches in progress {r['max_open']}")
         if r.get("errors"):
             print(f"  {name}: {len(r['errors'])} error(s) escaped the submission: {sorted(set(r['errors']))}")
+    for name in ("window", "backfill"):
+        _print_resumes(name, results.get(name), read_cpu / (1 if name == "window" else BACKFILL_DAYS))
     window = results.get("window")
-    if window:
-        reads = window.get("resume_read_cpu") or []
-        worst = max(reads, default=0.0)
-        share = 100 * worst / max(read_cpu, 1e-9)
-        print(
-            f"window: {window.get('deferrals', 0)} deferral(s), {len(reads)} resumed read(s); re-reading on "
-            f"a resume costs at most {worst:.3f} s CPU = {share:.1f}% of a full read"
-        )
     base = results.get("upfront")
     if window and base:
         print(
             f"ratio upfront / window: wall {base['wall'] / window['wall']:.2f}x, "
             f"worker held {base['held'] / max(window['held'], 0.01):.1f}x"
         )
+
+
+def _print_resumes(name: str, result: dict[str, Any] | None, read_cpu: float) -> None:
+    """How often a deferrable strategy deferred, and what re-reading on a resume cost (against one full
+    read of what that task reads: the whole input, or one day)."""
+    if not result:
+        return
+    reads = result.get("resume_read_cpu") or []
+    worst = max(reads, default=0.0)
+    share = 100 * worst / max(read_cpu, 1e-9)
+    print(
+        f"{name}: {result.get('deferrals', 0)} deferral(s), {len(reads)} resumed read(s); re-reading on "
+        f"a resume costs at most {worst:.3f} s CPU = {share:.1f}% of a full read"
+    )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from ntropy_provider.api.wire import BatchStatus
 from ntropy_provider.exceptions import NtropyError
 from ntropy_provider.triggers.batch import ASYNC_TRANSIENT_ERRORS, POLL_JITTER
-from ntropy_provider.triggers.progress import BatchProgress, check_poll_intervals
+from ntropy_provider.triggers.progress import BatchProgress, check_poll_intervals, format_duration
 
 #: ``reason`` values of a ``ready`` event.
 READY_SLOT = "slot"
@@ -109,12 +109,22 @@ class SubmissionWindowTrigger(BaseTrigger):
                     interval = self._next_interval(progress, interval, transient)
                 else:
                     interval = self.max_poll_interval
+                sleep_for = self._sleep_for(interval)
                 self.log.info(
-                    "Waiting to submit: %d batch(es) in progress, next look in %.1f s",
-                    len(progress),
-                    interval,
+                    "Waiting to submit: %s; next look in %.1f s", self._waiting_for(progress), sleep_for
                 )
-                await asyncio.sleep(self._sleep_for(interval))
+                await asyncio.sleep(sleep_for)
+
+    def _waiting_for(self, progress: dict[str, BatchProgress]) -> str:
+        """What the submission waits for, in words: credits (until when) or a slot (the earliest ETA)."""
+        if self.wake_at is not None and not progress:
+            return f"credits, expected to suffice in {format_duration(max(0.0, self.wake_at - time.time()))}"
+        etas = [p.eta for p in progress.values() if p.eta is not None]
+        soonest = f", the first expected to end in {format_duration(min(etas))}" if etas else ""
+        done = sum(p.progress for p in progress.values())
+        total = sum(p.total for p in progress.values())
+        rows = f" ({done:,}/{total:,} rows enriched)" if total else ""
+        return f"a slot: {len(progress)} batch(es) of the window in progress{rows}{soonest}"
 
     def _next_interval(self, progress: dict[str, BatchProgress], previous: float, transient: bool) -> float:
         if transient:
