@@ -232,6 +232,8 @@ class SubmitBatchOperator(BaseOperator):
         # success is recorded: a callback runs after that, so a crash cannot lose them before it.
         self.on_success_callback = add_callback(self.on_success_callback, _forget_submission_records)
         self._memory_ledger: SubmissionLedger | None = None
+        #: Seconds until the last window's batches are expected to end, as the submission left them.
+        self._expected_end: float | None = None
 
     # ----------------------------------------------------------------------------------------------
     # Airflow plumbing
@@ -429,6 +431,7 @@ class SubmitBatchOperator(BaseOperator):
         )
         with hearing_429s(hook, window):
             outcome = window.run(chunks, before_submit=before_submit, on_submitted=on_submitted, pause=pause)
+        self._expected_end = window.expected_end()
         missing = [i for i in sorted(send) if not states[i].batch_id]
         if outcome.paused_at is None:
             if missing:
@@ -636,7 +639,7 @@ class SubmitBatchOperator(BaseOperator):
         # defers at once); only when none is are they fetched one by one, to find the errored ones.
         hook = self.get_hook()
         ids = set(result["batch_ids"])
-        running = any(b.id in ids for b in hook.list_batches(status=BatchStatus.PROCESSING.value))
+        running = not self._ended_soon(hook, ids)
         batches = [] if running else [hook.get_batch(i) for i in result["batch_ids"]]
         if not running and all(b.is_terminal for b in batches):
             errored = [b.id for b in batches if b.status == "error"]
@@ -659,6 +662,33 @@ class SubmitBatchOperator(BaseOperator):
             kwargs={"deadline": deadline, "summary": summary},
         )
         raise AssertionError("unreachable: defer() raises")  # pragma: no cover
+
+    def _ended_soon(self, hook: Any, ids: set[str]) -> bool:
+        """Whether none of ``ids`` is in progress, having waited here (not deferred) for the ones expected
+        to end within ``min_defer_wait``. One list request per look.
+
+        A deferral costs seconds of scheduling, and a trigger that fires seconds after the deferral races
+        the scheduler (Airflow can take the late exit of the deferring process for a task killed
+        externally, and retry it). When the submission could not tell when its batches end, two looks a
+        moment apart tell their speed.
+        """
+        expected = self._expected_end
+        until = time.monotonic() + self.min_defer_wait
+        seen: dict[str, tuple[float, int]] = {}
+        while True:
+            now = time.monotonic()
+            running = {b.id: b for b in hook.list_batches(status=BatchStatus.PROCESSING.value) if b.id in ids}
+            if not running:
+                return True
+            if expected is None and seen and set(running) <= set(seen):
+                speeds = {i: (b.progress - seen[i][1]) / (now - seen[i][0]) for i, b in running.items()}
+                if min(speeds.values()) > 0:
+                    expected = max((b.total - b.progress) / speeds[i] for i, b in running.items())
+            left = until - now
+            if left <= 0 or (expected is not None and expected >= left):
+                return False  # not within min_defer_wait: the triggerer waits, not a worker
+            seen = {i: (now, b.progress) for i, b in running.items()}
+            time.sleep(min(1.0, self.poll_interval, left))
 
     def execute_complete(
         self,
