@@ -127,8 +127,9 @@ class SubmitBatchOperator(BaseOperator):
     :param api_limits: the key's limits (an :class:`~ntropy_provider.api.limits.ApiLimits`, or a dict
         of its fields), instead of the connection's extras; checked when the DAG is parsed.
     :param min_defer_wait: a deferrable task defers to the triggerer between windows only when the
-        next chunk must wait at least this long (seconds); shorter waits are slept in the worker, since
-        a deferral costs a few seconds of scheduling.
+        next chunk must wait at least this long (seconds), and for completion only when its batches are
+        not expected to end sooner; shorter waits are slept in the worker, since a deferral costs a few
+        seconds of scheduling (and a trigger firing seconds after its deferral races the scheduler).
     :param wait_for_completion: wait for every batch to end before succeeding.
     :param deferrable: wait in the triggerer instead of a worker slot (default ``True``: a wait of
         minutes to hours should not hold a worker; pass ``False`` where no triggerer runs). Not read

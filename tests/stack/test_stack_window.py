@@ -32,6 +32,8 @@ ROWS = 100_000
 SEED = 33
 #: The emulator's speed outside these tests (stack_config.EMULATOR_ARGS).
 NORMAL_SPEED = {"items_per_second": 2000}
+#: Enrichment time-scaled like the credits (20x): used where the test has nothing left to observe.
+FAST = {"items_per_second": 20_000}
 
 
 @dataclass
@@ -115,7 +117,7 @@ def _submit_of_day_0(stack: AirflowStack, run_id: str) -> dict[str, Any]:
 
 def test_five_days_sharing_the_key_all_succeed_first_try(backfill: Backfill, stack_emulator: EmulatorProcess):
     # Enrichment time-scaled like the credits: the credit bucket, shared by the five days, binds.
-    stack_emulator.configure(items_per_second=20_000)
+    stack_emulator.configure(**FAST)
     try:
         outcome = backfill.run("shared", dt.date(2022, 1, 1), days=5)
     finally:
@@ -145,9 +147,13 @@ def test_worker_killed_right_after_a_post_of_a_middle_window(
             process.send_signal(signal.SIGKILL)
             process.wait(timeout=30)
         finally:
-            stack_emulator.configure(create_batch_delay_ms=0)
+            # The retry identifies chunk 2's batch once it ended: no need to wait at the normal speed.
+            stack_emulator.configure(create_batch_delay_ms=0, **FAST)
 
-    outcome = backfill.run("worker_killed", dt.date(2022, 2, 1), days=1, during=kill_after_the_third_post)
+    try:
+        outcome = backfill.run("worker_killed", dt.date(2022, 2, 1), days=1, during=kill_after_the_third_post)
+    finally:
+        stack_emulator.configure(**NORMAL_SPEED)
     backfill.assert_complete(outcome, "worker_killed")
     assert outcome.tasks["submit_and_wait[0]"]["try_number"] == 2, (
         "the killed try failed and the task retried"
@@ -170,12 +176,15 @@ def test_triggerer_killed_while_the_submission_is_deferred_between_windows(
             airflow_stack.kill_component("triggerer", signal.SIGKILL)
         finally:
             # The window's batches end while no triggerer runs: the restarted one must see it and fire.
-            stack_emulator.configure(**NORMAL_SPEED)
+            stack_emulator.configure(**FAST)
         airflow_stack.restart_component("triggerer")
 
-    outcome = backfill.run(
-        "triggerer_killed", dt.date(2022, 3, 1), days=1, during=kill_the_triggerer_while_deferred
-    )
+    try:
+        outcome = backfill.run(
+            "triggerer_killed", dt.date(2022, 3, 1), days=1, during=kill_the_triggerer_while_deferred
+        )
+    finally:
+        stack_emulator.configure(**NORMAL_SPEED)
     backfill.assert_complete(outcome, "triggerer_killed")
     # The submission resumed from its deferral in the new triggerer: it was never failed and retried.
     assert outcome.tasks["submit_and_wait[0]"]["try_number"] == 1
