@@ -20,9 +20,10 @@ same rows, then waits until every batch has ended. Measured per strategy:
   enrichment), and batches go at most 10 at a time (``ceil(batches / 10)`` rounds of one batch's time);
 * 429 answers to ``POST /v3/batches`` as a share of the POSTs (the emulator's counters);
 * whether it succeeded on the first try (no error escaped the submission);
-* seconds a worker slot was held: the deferrable operator is driven as Airflow would (``execute``, the
-  trigger's ``run()`` in an event loop standing for the triggerer, the resume method), and only its
-  synchronous calls count; the blocking strategies hold the worker for the whole wall time;
+* seconds a worker slot was held (for ``backfill``, the days' sum; its shares are per day): the
+  deferrable operator is driven as Airflow would (``execute``, the trigger's ``run()`` in an event loop
+  standing for the triggerer, the resume method), and only its synchronous calls count; the blocking
+  strategies hold the worker for the whole wall time;
 * CPU spent reading the input again on each resume, against one full read of the input;
 * peak RSS growth of the process (``ru_maxrss`` after imports, before the run).
 
@@ -224,6 +225,7 @@ def run_backfill(url: str, n: int, refill: float, input_path: str, scale: float)
         "resume_sleep": sum(r["resume_sleep"] for r in results),
         "deferrals": sum(r["deferrals"] for r in results),
         "resume_read_cpu": [cpu for r in results for cpu in r["resume_read_cpu"]],
+        "slots": BACKFILL_DAYS,  # worker time is the days' sum: shares are per day
     }
 
 
@@ -396,11 +398,12 @@ def _run(
 
 def _real_speed_share(result: dict[str, Any], ideal: float, scale: float) -> float:
     """The worker-held share at real speed: held work over the real-speed wall (waits x ``scale``)."""
-    if result["held"] >= result["wall"] * 0.99:  # a blocking strategy: held all along
+    slots = result.get("slots", 1)
+    if result["held"] >= result["wall"] * slots * 0.99:  # a blocking strategy: held all along
         return 100.0
     # The deferrals' round trips were slept time-scaled: at real speed each takes `scale` times longer.
-    held = result["held"] + result.get("resume_sleep", 0.0) * (scale - 1)
-    waited = max(0.0, result["wall"] - result["held"])
+    held = (result["held"] + result.get("resume_sleep", 0.0) * (scale - 1)) / slots
+    waited = max(0.0, result["wall"] - held)
     return 100 * held / max(held + waited * scale, ideal * scale)
 
 
@@ -461,7 +464,7 @@ def main() -> None:
             "yes" if r["first_try"] else "no",
             f"{share} {100 * r['refused'] / max(r['posts'], 1):.0f}%",
             f"{r['held']:.1f}",
-            f"{100 * r['held'] / r['wall']:.0f}%",
+            f"{100 * r['held'] / (r['wall'] * r.get('slots', 1)):.0f}%",
             # At real speed the waits are `scale` times longer, the work is not (a lower bound of the
             # wall: the ideal at real speed); blocking strategies hold the worker all along.
             f"{_real_speed_share(r, bounds['ideal'], args.scale):.0f}%",

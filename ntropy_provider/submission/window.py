@@ -476,6 +476,8 @@ class SubmissionWindow:
                 continue
             run.outcome.batches[chunk.index] = batch
             self._unexplained_429s = 0
+            if self.credits is not None:
+                self.credits.accepted()
             self.stats.created += 1
             self.stats.rows_sent += chunk.size
             self.chunks_sent += 1
