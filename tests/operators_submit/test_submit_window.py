@@ -7,7 +7,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import TaskDeferred
+from airflow.providers.common.compat.sdk import TaskDeferred
 
 from ntropy_provider.hooks.ntropy import NtropyHook
 from ntropy_provider.operators.submit_batch import SubmitBatchOperator
