@@ -108,6 +108,7 @@ def _deferred(rows: list[dict[str, Any]], state_store: Any) -> tuple[SubmitBatch
         chunk_size=10,
         wait_for_completion=True,
         deferrable=True,
+        min_defer_wait=0.0,  # defer however soon the batches end (they take seconds here)
         poll_interval=0.02,
         max_poll_interval=0.2,
         timeout=600,

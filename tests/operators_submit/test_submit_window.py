@@ -134,3 +134,29 @@ def test_blocking_operator_paces_the_same_way(
     assert len(result["batch_ids"]) == 7
     assert ntropy_emulator.stats()["batches_created"] == 7
     assert ntropy_emulator.stats()["batches_completed"] == 7
+
+
+@pytest.mark.parametrize(("speed", "defers"), [(100, False), (2, True)])
+def test_batches_about_to_end_are_waited_for_in_the_worker_not_deferred(
+    ntropy_connection: str, ntropy_emulator, state_store, make_rows, speed: int, defers: bool
+) -> None:
+    # A trigger firing seconds after its deferral races Airflow's scheduler; a long wait frees the worker.
+    ntropy_emulator.configure(items_per_second=speed)
+    operator = SubmitBatchOperator(
+        task_id="submit",
+        items=make_rows(30),
+        chunk_size=10,
+        deferrable=True,
+        wait_for_completion=True,
+        min_defer_wait=5.0,
+        poll_interval=0.05,
+        max_poll_interval=0.2,
+    )
+    context = {"task_state_store": state_store}
+    if defers:
+        with pytest.raises(TaskDeferred) as deferred:
+            operator.execute(context)
+        assert deferred.value.method_name == "execute_complete"
+        return
+    result = operator.execute(context)
+    assert len(result["batch_ids"]) == 3 and result["total"] == 30
