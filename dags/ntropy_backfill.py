@@ -35,7 +35,13 @@ lists the days that have a `transactions.parquet|csv` (reading only file metadat
 the holders of `<landing_path>/account_holders.parquet|csv` that Ntropy does not know yet. Each day
 lands exactly where `ntropy_nightly_enrichment` would put it
 (`<output_path>/date=YYYY-MM-DD/ok|errors`, `rejects.jsonl`), and `report` checks that
-*ok + errored + rejected = landed* over the whole range.
+*ok + errored + rejected + skipped = landed* over the whole range.
+
+**A backfill over days already enriched pays only for what is missing.** Each day skips the ids its
+`ok/` already holds (`skip_enriched`, by the nightly DAG or an earlier backfill) and carries those rows
+into its new `ok/` (`carry_over`): a range half done sends only the other half, a range done sends
+nothing (0 credits); rows that ended with an item error are sent again. `{"dry_run": true}` reports,
+per day and in total, the rows, batches and credits a real run would spend, and sends nothing.
 
 **Why a range DAG with dynamic task mapping, and not `airflow backfill create` of the nightly DAG?**
 Both work: the nightly DAG is idempotent per day, so `airflow backfill create --dag-id
@@ -109,6 +115,7 @@ with DAG(
             f"{DATA_ROOT}/enriched", type="string", description="Receives date=.../ok|errors"
         ),
         "priority": Param("low", enum=["default", "low"], description="Ntropy batch priority"),
+        "dry_run": Param(False, type="boolean", description="Report what would be sent; send nothing"),
     },
     doc_md=DOC_MD,
     tags=["ntropy", "example"],
@@ -136,7 +143,12 @@ with DAG(
     def submit_arguments(days: list[dict[str, Any]], params: dict[str, Any]) -> list[dict[str, Any]]:
         """The mapped arguments of submit_and_wait: one dict per day."""
         return [
-            {"items": d["items"], "rejects_path": f"{params['output_path']}/date={d['date']}/rejects.jsonl"}
+            {
+                "items": d["items"],
+                "rejects_path": f"{params['output_path']}/date={d['date']}/rejects.jsonl",
+                # Pay once: what the day's ok/ already holds (the nightly DAG's too) is not sent again.
+                "skip_enriched": f"{params['output_path']}/date={d['date']}",
+            }
             for d in days
         ]
 
@@ -165,12 +177,21 @@ with DAG(
         poll_interval=5,
         max_poll_interval=60,
         max_active_tis_per_dag=DAYS_IN_FLIGHT,
+        dry_run="{{ params.dry_run }}",
     ).expand_kwargs(submit_kwargs)
     # --8<-- [end:submit_and_wait]
 
     @task
     def results_arguments(days: list[dict[str, Any]], submits: list[dict[str, Any]], params: dict[str, Any]):
-        """The mapped arguments of write_results: each day's batches, output folder and input file."""
+        """The mapped arguments of write_results: each day's batches, output folder and input file.
+
+        A dry run sent nothing: its per-day and total costs are logged here, and nothing is written."""
+        if any(s.get("dry_run") for s in submits):
+            for d, s in zip(days, submits, strict=True):
+                log.info("Dry run %s: %s", d["date"], s)
+            keys = ("input_rows", "total", "rejected", "skipped", "credits", "batches", "estimated_seconds")
+            log.info("Dry run totals: %s", {k: sum(s.get(k, 0) for s in submits) for k in keys})
+            return []
         return [
             {
                 "batch_ids": s["batch_ids"],
@@ -181,7 +202,10 @@ with DAG(
         ]
 
     written = ResultsToParquetOperator.partial(
-        task_id="write_results", ntropy_conn_id=NTROPY_CONN_ID, max_active_tis_per_dag=DAYS_WRITING
+        task_id="write_results",
+        ntropy_conn_id=NTROPY_CONN_ID,
+        max_active_tis_per_dag=DAYS_WRITING,
+        carry_over=True,  # the rows a day skipped stay in its ok/
     ).expand_kwargs(results_arguments(days, submitted.output))
 
     @task
@@ -189,19 +213,26 @@ with DAG(
         days: list[dict[str, Any]], submits: list[dict[str, Any]], results: list[dict[str, Any]]
     ) -> dict[str, int]:
         """Totals over the range; fails if any day's rows do not add up."""
-        totals = {"days": 0, "input_rows": 0, "ok_rows": 0, "error_rows": 0, "rejected_rows": 0}
+        totals = dict.fromkeys(
+            ("days", "input_rows", "ok_rows", "error_rows", "rejected_rows", "skipped_rows", "credits"), 0
+        )
         for day, sub, res in zip(days, submits, results, strict=True):
-            ok, errors, rejected = int(res["ok_rows"]), int(res["error_rows"]), int(sub["rejected"])
-            if ok + errors + rejected != day["rows"]:
+            # This run's ok rows are those not carried over from the day's earlier output.
+            ok = int(res["ok_rows"]) - int(res.get("carried_rows", 0))
+            errors, rejected = int(res["error_rows"]), int(sub["rejected"])
+            skipped = int(sub.get("skipped", 0))
+            if ok + errors + rejected + skipped != day["rows"]:
                 raise ValueError(
                     f"{day['date']}: {day['rows']} rows landed but {ok} ok + {errors} errored + "
-                    f"{rejected} rejected were accounted for"
+                    f"{rejected} rejected + {skipped} skipped (already enriched) were accounted for"
                 )
             totals["days"] += 1
             totals["input_rows"] += day["rows"]
             totals["ok_rows"] += ok
             totals["error_rows"] += errors
             totals["rejected_rows"] += rejected
+            totals["skipped_rows"] += skipped
+            totals["credits"] += int(sub.get("credits", 0))
         log.info("Backfill totals: %s", totals)
         return totals
 

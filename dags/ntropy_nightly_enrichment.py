@@ -35,7 +35,16 @@ DOC_MD = """
 
 Every night, the transactions that landed for the day (`{{ ds }}`) are enriched by Ntropy and written
 as Parquet, beside the rows Ntropy could not enrich and the rows that were never sent because they are
-invalid. No row is lost: the last task checks that *ok + errored + rejected = landed*.
+invalid. No row is lost: the last task checks that *ok + errored + rejected + skipped = landed*.
+
+**Each transaction is paid once.** `submit` skips the ids already enriched in the day's own `ok/`
+(`skip_enriched`), sends a repeated id once (its repeats go to `rejects.jsonl` as `duplicate_id`), and
+`write_results` carries the earlier enriched rows into the new `ok/` (`carry_over`): **re-running a day
+whose input did not change costs 0 credits** and leaves `ok/` as it was, byte for byte; a changed day
+pays only for its new ids. Rows that ended with an item error are sent again (they may succeed now), so
+they are paid again. Trigger with `{"dry_run": true}` to see what a run would send and cost (rows,
+batches, credits, time at the key's limits, in `submit`'s log and XCom) without sending anything. The
+credits spent are in `submit`'s log and XCom and in the asset events' `extra` (`credits`).
 
 ```
 <landing_path>/date=YYYY-MM-DD/transactions.parquet|csv      input (one file per day)
@@ -85,6 +94,7 @@ with DAG(
         "output_path": Param(
             f"{DATA_ROOT}/enriched", type="string", description="Receives date=YYYY-MM-DD/ok|errors"
         ),
+        "dry_run": Param(False, type="boolean", description="Report what would be sent; send nothing"),
     },
     doc_md=DOC_MD,
     tags=["ntropy", "example"],
@@ -114,8 +124,20 @@ with DAG(
         ntropy_conn_id=NTROPY_CONN_ID,
         on_invalid="quarantine",
         rejects_path="{{ params.output_path }}/date={{ ds }}/rejects.jsonl",
+        # Pay once: what the day's ok/ already holds is not sent again (nothing there yet: all is sent).
+        skip_enriched="{{ params.output_path }}/date={{ ds }}",
+        dry_run="{{ params.dry_run }}",
     )
     # --8<-- [end:submit]
+
+    @task.short_circuit
+    def sends(submitted: dict[str, Any]) -> bool:
+        """A dry run stops here: nothing was sent, so nothing is written or published."""
+        if submitted.get("dry_run"):
+            log.info("Dry run: %s", submitted)
+            return False
+        return True
+
     # --8<-- [start:wait]
     wait = BatchSensor(
         task_id="wait",
@@ -134,29 +156,35 @@ with DAG(
         ntropy_conn_id=NTROPY_CONN_ID,
         output_path="{{ params.output_path }}/date={{ ds }}",
         input_path=located,
+        carry_over=True,  # the rows skipped above stay in the day's ok/
     )
     # --8<-- [end:write_results]
 
     @task(outlets=[ENRICHED_OK, ENRICHED_ERRORS])
     def publish(transactions_path: str, submitted: dict[str, Any], written: dict[str, Any], ds: str):
-        """Check that every landed row is ok, errored or rejected, then emit the asset events."""
+        """Check that every landed row is ok, errored, rejected or skipped, then emit the asset events."""
         landed = count_rows(transactions_path)
         ok_rows, error_rows = int(written["ok_rows"]), int(written["error_rows"])
-        rejected = int(submitted["rejected"])
-        if ok_rows + error_rows + rejected != landed:
+        carried = int(written.get("carried_rows", 0))
+        rejected, skipped = int(submitted["rejected"]), int(submitted.get("skipped", 0))
+        # This run's rows: the ok ones it enriched (not those carried over), errored, rejected, skipped.
+        if (ok_rows - carried) + error_rows + rejected + skipped != landed:
             raise ValueError(
-                f"{ds}: {landed} rows landed but {ok_rows} ok + {error_rows} errored + {rejected} rejected "
-                "were accounted for"
+                f"{ds}: {landed} rows landed but {ok_rows - carried} ok + {error_rows} errored + "
+                f"{rejected} rejected + {skipped} skipped (already enriched) were accounted for"
             )
         counts = {
             "ok_rows": ok_rows,
             "error_rows": error_rows,
             "rejected_rows": rejected,
+            "skipped_rows": skipped,
+            "carried_rows": carried,
             "input_rows": landed,
+            "credits": int(submitted.get("credits", 0)),
         }
         log.info("%s: %s", ds, counts)
         yield Metadata(ENRICHED_OK, extra={"date": ds, "path": str(written["ok_path"]), **counts})
         yield Metadata(ENRICHED_ERRORS, extra={"date": ds, "path": str(written["errors_path"]), **counts})
 
-    chain(holders, submit)
+    chain(holders, submit, sends(submit.output), wait)
     publish(located, submit.output, write_results.output)

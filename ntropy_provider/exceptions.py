@@ -249,3 +249,20 @@ def describe_detail(detail: Any, limit: int = 20) -> str:
     if detail is None:
         return "(no detail)"
     return str(detail)
+
+
+class DuplicateIdError(InvalidInputError, AirflowFailException):
+    """The input holds the same transaction id more than once and ``on_duplicate="fail"``: nothing was
+    sent. Fails at once: a retry reads the same input."""
+
+
+class CreditLimitExceededError(NtropySubmitError, AirflowFailException):
+    """The rows to send cost more credits than ``max_credits`` allows: nothing was sent.
+
+    Fails at once, without Airflow's retries: a retry would read the same input and be refused again.
+    """
+
+
+class EnrichedOutputError(NtropySubmitError, ValueError):
+    """An earlier output named by ``skip_enriched`` cannot be read as transaction ids (no id column,
+    ids that are not strings, not Parquet): nothing was sent."""

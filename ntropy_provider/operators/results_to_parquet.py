@@ -66,8 +66,14 @@ class ResultsToParquetOperator(BaseOperator):
     Given ``outlets`` are honoured: Assets whose URI is one of the two datasets and every ``AssetAlias``
     get the events.
 
-    Returns (XCom) ``{"ok_rows", "error_rows", "ok_path", "errors_path", "batch_ids"}`` (the paths are
-    the dataset directories, as URIs).
+    Returns (XCom) ``{"ok_rows", "error_rows", "carried_rows", "ok_path", "errors_path", "batch_ids"}``
+    (the paths are the dataset directories, as URIs; ``carried_rows`` of ``ok_rows`` come from the
+    earlier output, see ``carry_over``).
+
+    **A re-run loses nothing** (``carry_over``): when a day is re-run with SubmitBatchOperator's
+    ``skip_enriched`` pointing at its own output, its batches hold only what was not enriched yet; with
+    ``carry_over=True`` the new ``ok/`` file holds those rows and then every earlier ``ok/`` row whose
+    id they do not hold, written atomically as always (same bytes when nothing new came).
 
     :param batch_ids: the batches: a list of ids, one id, the XCom of ``SubmitBatchOperator`` or
         ``BatchSensor`` (their ``batch_ids``), or an XComArg of those. Templated.
@@ -81,6 +87,9 @@ class ResultsToParquetOperator(BaseOperator):
     :param compression: Parquet compression codec (``zstd``, ``snappy``, ``gzip``, ``lz4``, ``none``).
     :param output_conn_id: connection for ``output_path`` when its URI names none. Templated.
     :param input_conn_id: connection for ``input_path`` when its URI names none. Templated.
+    :param carry_over: keep the earlier enriched rows: ``True`` for those of ``output_path`` itself, or
+        another output directory (or ``ok/`` directory) to take them from; ``False`` replaces the
+        datasets with this run's rows only. Nothing to carry (a first run) is fine. Templated.
     """
 
     template_fields: Sequence[str] = (
@@ -90,6 +99,7 @@ class ResultsToParquetOperator(BaseOperator):
         "ntropy_conn_id",
         "output_conn_id",
         "input_conn_id",
+        "carry_over",
     )
     ui_color = "#e8f0ff"
 
@@ -104,6 +114,7 @@ class ResultsToParquetOperator(BaseOperator):
         compression: str = "zstd",
         output_conn_id: str | None = None,
         input_conn_id: str | None = None,
+        carry_over: bool | str | ObjectStoragePath = False,
         **kwargs: Any,
     ) -> None:
         outlets_given = kwargs.get("outlets") is not None
@@ -116,6 +127,7 @@ class ResultsToParquetOperator(BaseOperator):
         self.compression = compression
         self.output_conn_id = output_conn_id
         self.input_conn_id = input_conn_id
+        self.carry_over = carry_over
         if not outlets_given:
             self.outlets = self.default_outlets()
         # Filled by execute() for lineage.
@@ -134,7 +146,11 @@ class ResultsToParquetOperator(BaseOperator):
     def _emit_asset_events(self, context: Context, summary: ResultsSummary, batch_ids: list[str]) -> None:
         from ntropy_provider.results.schema import RESULTS_SCHEMA_VERSION
 
-        counts = {"ok_rows": summary.ok_rows, "error_rows": summary.error_rows}
+        counts = {
+            "ok_rows": summary.ok_rows,
+            "error_rows": summary.error_rows,
+            "carried_rows": summary.carried_rows,
+        }
         common = {**counts, "batch_count": len(batch_ids), "schema_version": RESULTS_SCHEMA_VERSION}
         datasets = {
             dataset_uri(summary.ok_path): {"dataset": "ok", "rows": summary.ok_rows, **common},
@@ -174,6 +190,20 @@ class ResultsToParquetOperator(BaseOperator):
             )
         return batches
 
+    def _carry_over_file(self, output: ObjectStoragePath) -> ObjectStoragePath | None:
+        """The earlier ``ok/`` file to carry rows from, ``None`` when carry-over is off or finds none."""
+        from ntropy_provider.results.carry_over import earlier_ok_file
+
+        value = self.carry_over
+        text = str(value).strip().lower() if not isinstance(value, ObjectStoragePath) else None
+        if value is False or value is None or text in ("false", "0", "no", "", "none"):
+            return None
+        source = output if value is True or text in ("true", "1", "yes") else as_storage_path(value)
+        found = earlier_ok_file(source)
+        if found is None:
+            self.log.info("carry_over: no earlier ok/ file under %s (a first run): nothing carried", source)
+        return found
+
     def _fetch(self, batches: list[Batch]) -> Iterator[tuple[str, bytes]]:
         for batch in batches:
             yield batch.id, self.hook.get_batch_results_raw(batch.id)
@@ -211,14 +241,16 @@ class ResultsToParquetOperator(BaseOperator):
                 compression=self.compression,
                 input_columns=input_columns,
                 expected_rows={batch.id: batch.total for batch in batches},
+                carry_over_from=self._carry_over_file(output),
             )
         finally:
             if input_columns is not None:
                 input_columns.close()
         self._summary = summary
         self.log.info(
-            "Wrote %d ok rows to %s and %d errored rows to %s",
+            "Wrote %d ok rows (%d carried over from the earlier output) to %s and %d errored rows to %s",
             summary.ok_rows,
+            summary.carried_rows,
             summary.ok_path / DATA_FILE_NAME,
             summary.error_rows,
             summary.errors_path / DATA_FILE_NAME,
@@ -227,6 +259,7 @@ class ResultsToParquetOperator(BaseOperator):
         return {
             "ok_rows": summary.ok_rows,
             "error_rows": summary.error_rows,
+            "carried_rows": summary.carried_rows,
             "ok_path": dataset_uri(summary.ok_path),
             "errors_path": dataset_uri(summary.errors_path),
             "batch_ids": batch_ids,

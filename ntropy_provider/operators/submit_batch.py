@@ -35,6 +35,13 @@ from ntropy_provider.hooks.connection import DEFAULT_CONN_ID
 from ntropy_provider.io.dataframe_source import is_dataframe, pandas_needed_for
 from ntropy_provider.io.rejects import RejectsWriter
 from ntropy_provider.io.transactions_source import SourceRow, describe_source, iter_rows
+from ntropy_provider.submission.credit_guard import (
+    check_credits,
+    check_max_credits_value,
+    effective_limit,
+    estimate_cost,
+)
+from ntropy_provider.submission.dedupe import ON_DUPLICATE_MODES
 from ntropy_provider.submission.engine import check_chunk_fits
 from ntropy_provider.submission.ledger import (
     ON_INPUT_CHANGE_MODES,
@@ -42,6 +49,7 @@ from ntropy_provider.submission.ledger import (
     StateStore,
     SubmissionLedger,
 )
+from ntropy_provider.submission.pay_once import PayOnce
 from ntropy_provider.submission.plan import ScanResult, iter_planned_chunks, scan
 from ntropy_provider.submission.window import WAIT_CREDITS, HookBatches, SubmissionWindow, hearing_429s
 from ntropy_provider.triggers.batch import BatchTrigger
@@ -66,8 +74,19 @@ class SubmitBatchOperator(BaseOperator):
     the same way on every try, and each chunk becomes one batch.
 
     Returns (XCom) ``{"batch_ids": [...], "total": <rows submitted>, "rejected": <rows rejected>,
+    "skipped": <rows already enriched>, "duplicates": <repeated ids, among the rejected>,
+    "input_rows": <rows read>, "credits": <credits spent: rows sent, resubmissions included>,
     "rejects_path": <path or None>, "replaced_batch_ids": {<errored id>: <its replacement>}}``;
-    ``total + rejected`` is the number of input rows.
+    ``total + rejected + skipped == input_rows``.
+
+    **Pay once.** Each transaction id is paid once: an id repeated in the input is sent once (the
+    first valid row) and its repeats are rejected with the reason ``duplicate_id`` naming that row
+    (``on_duplicate="fail"`` fails instead, before sending); ids already enriched in earlier
+    ResultsToParquetOperator outputs (``skip_enriched``) are skipped. Before any POST, a run that
+    would cost more than ``max_credits`` (or the connection's ``max_credits`` extra) fails without
+    retries, and ``dry_run=True`` stops there: it reports the rows, batches, credits and the time the
+    key's limits need to send them (XCom ``dry_run``, ``batches``, ``estimated_seconds``), sending
+    nothing.
 
     **At the API's pace.** Chunks are not submitted up front: a rolling window keeps at most
     ``max_open_batches`` of the task's batches in progress, sends the next chunk when one ends, and paces
@@ -150,9 +169,29 @@ class SubmitBatchOperator(BaseOperator):
     :param state_retention: how long the state store keeps this task's bookkeeping (``None``: the
         ``[state_store] default_retention_days`` setting). Airflow 3.3+ only; before, the bookkeeping
         is kept until the task succeeds.
+    :param max_credits: the most credits (transactions sent) this task may spend; above it, the task
+        fails before sending anything, without retries (``None``: no limit but the connection's
+        ``max_credits`` extra; with both, the lower holds). Templated.
+    :param dry_run: validate, quarantine, deduplicate, skip and plan, report what would be sent, and
+        send nothing (a bool, or a template rendering to ``true``/``false``). Templated.
+    :param skip_enriched: earlier ResultsToParquetOperator output(s): a path/URI (an output directory,
+        its ``ok/`` directory or a Parquet file, globs allowed) or a list; ids already enriched there
+        (``ok/`` only: errored rows are sent again) are not sent. A location that does not exist yet
+        skips nothing. Templated.
+    :param on_duplicate: ``reject`` (repeats of an id go to the rejects as ``duplicate_id``, the
+        first row is sent) or ``fail`` (nothing is sent when an id repeats).
     """
 
-    template_fields: Sequence[str] = ("items", "ntropy_conn_id", "priority", "input_format", "rejects_path")
+    template_fields: Sequence[str] = (
+        "items",
+        "ntropy_conn_id",
+        "priority",
+        "input_format",
+        "rejects_path",
+        "max_credits",
+        "dry_run",
+        "skip_enriched",
+    )
     ui_color = "#2e7d6b"
 
     def __init__(
@@ -179,6 +218,10 @@ class SubmitBatchOperator(BaseOperator):
         reconcile_timeout: float = 3600.0,
         on_input_change: str = "fail",
         state_retention: dt.timedelta | None = None,
+        max_credits: int | str | None = None,
+        dry_run: bool | str = False,
+        skip_enriched: Any = None,
+        on_duplicate: str = "reject",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -210,6 +253,10 @@ class SubmitBatchOperator(BaseOperator):
             raise ValueError(f"min_defer_wait: expected a number of seconds >= 0, got {min_defer_wait!r}")
         if max_batch_error_retries < 0:
             raise ValueError(f"max_batch_error_retries: expected >= 0, got {max_batch_error_retries}")
+        if on_duplicate not in ON_DUPLICATE_MODES:
+            raise ValueError(f"on_duplicate: expected one of {ON_DUPLICATE_MODES}, got {on_duplicate!r}")
+        if not _is_template(max_credits):
+            check_max_credits_value(max_credits)
         self.items = items
         self.ntropy_conn_id = ntropy_conn_id
         self.operation = operation
@@ -231,6 +278,11 @@ class SubmitBatchOperator(BaseOperator):
         self.reconcile_timeout = reconcile_timeout
         self.on_input_change = on_input_change
         self.state_retention = state_retention
+        self.max_credits = max_credits
+        self.dry_run = dry_run
+        self.skip_enriched = skip_enriched
+        self.on_duplicate = on_duplicate
+        self._pay_once: PayOnce | None = None
         # Where the store keeps records for ever (Airflow < 3.3), they are deleted once the task's
         # success is recorded: a callback runs after that, so a crash cannot lose them before it.
         self.on_success_callback = add_callback(self.on_success_callback, _forget_submission_records)
@@ -299,19 +351,42 @@ class SubmitBatchOperator(BaseOperator):
 
         :raises InvalidInputError: with ``on_invalid="fail"``, naming the first invalid rows.
         """
+        # --- pay once (submission/pay_once.py): duplicates and already-enriched ids never reach the plan
+        pay_once = self._pay_once = PayOnce(skip_enriched=self.skip_enriched, on_duplicate=self.on_duplicate)
         if self.on_invalid == "quarantine":
             with RejectsWriter(self.rejects_path) as writer:
-                result = scan(self._rows(), chunk_size=self.chunk_size, rejects=writer)
+                result = scan(
+                    pay_once.scan_rows(self._rows(), writer), chunk_size=self.chunk_size, rejects=writer
+                )
         else:
-            result = scan(self._rows(), chunk_size=self.chunk_size)
+            result = scan(pay_once.scan_rows(self._rows(), None), chunk_size=self.chunk_size)
+        counts = pay_once.counts()
         self.log.info(
-            "Read %d row(s) from %s: %d valid in %d chunk(s), %d rejected",
-            result.rows,
+            "Read %d row(s) from %s: %d valid in %d chunk(s), %d rejected, %d duplicate id(s), "
+            "%d already enriched (skipped)",
+            result.rows + counts["duplicates"] + counts["skipped"],
             describe_source(self.items),
             result.valid,
             len(result.chunks),
             result.rejected,
+            counts["duplicates"],
+            counts["skipped"],
         )
+        if counts["duplicates"]:
+            self.log.warning(
+                "%d row(s) repeat an earlier row's transaction id: each id is sent once, the repeats are "
+                "rejected as duplicate_id%s: %s",
+                counts["duplicates"],
+                "" if self.on_invalid == "quarantine" else " (counted, no rejects file)",
+                pay_once.duplicates.describe() if pay_once.duplicates else "",
+            )
+        if pay_once.locations:
+            self.log.info(
+                "skip_enriched: %d row(s) already enriched in %s are not sent; rows that ended with an "
+                "item error there are sent again",
+                counts["skipped"],
+                ", ".join(str(location) for location in pay_once.locations),
+            )
         if result.rejected and self.on_invalid != "quarantine":
             shown = "\n".join(
                 f"  row {r.row}: " + "; ".join(str(e) for e in r.errors) for r in result.first_invalid
@@ -322,6 +397,42 @@ class SubmitBatchOperator(BaseOperator):
                 "Fix them, or use on_invalid='quarantine' with rejects_path to leave them out."
             )
         return result
+
+    def _planned_rows(self, start_row: int, summary: dict[str, Any]) -> Iterator[SourceRow]:
+        """The rows the plan was made of, read again from ``start_row``, through the same filters."""
+        if self._pay_once is None:  # a resumed task: a new operator instance
+            self._pay_once = PayOnce(skip_enriched=self.skip_enriched, on_duplicate=self.on_duplicate)
+        # The scan of this process knows best; a resumed one has the count the plan was saved with.
+        scanned = self._pay_once.duplicates
+        duplicates = scanned.count if scanned is not None else int(summary.get("duplicates") or 0)
+        return self._pay_once.reread_rows(
+            lambda row: self._rows(start_row=row), start_row=start_row, duplicates=duplicates
+        )
+
+    def _dry_run_result(self, hook: Any, plan: ScanResult, summary: dict[str, Any]) -> dict[str, Any]:
+        """What a real run would send, reported and returned; nothing is sent."""
+        estimate = estimate_cost(plan.valid, len(plan.chunks), self._limits(hook))
+        self.log.info(
+            "Dry run, nothing sent: %d row(s) read; would send %d transaction(s) in %d batch(es) for %d "
+            "credit(s), about %.0f s at the key's credit limits (%s); %d rejected, %d already enriched",
+            summary["input_rows"],
+            estimate.rows,
+            estimate.batches,
+            estimate.rows,
+            estimate.seconds,
+            self._limits(hook),
+            summary["rejected"],
+            summary["skipped"],
+        )
+        return {
+            "batch_ids": [],
+            **summary,
+            "dry_run": True,
+            "credits": estimate.rows,
+            "batches": estimate.batches,
+            "estimated_seconds": estimate.seconds,
+            "replaced_batch_ids": {},
+        }
 
     def _load_states(self, ledger: SubmissionLedger, plan: ScanResult) -> dict[int, ChunkState]:
         return ledger.load(plan, chunk_size=self.chunk_size, on_input_change=self.on_input_change)
@@ -429,7 +540,7 @@ class SubmitBatchOperator(BaseOperator):
         )
         hook.get_conn()  # read the connection once, in this thread, before the workers start
         chunks = iter_planned_chunks(
-            self._rows(start_row=plan.chunks[first].first_row),
+            self._planned_rows(plan.chunks[first].first_row, summary),
             plan,
             priority=self.priority,
             skip=skip,
@@ -482,16 +593,26 @@ class SubmitBatchOperator(BaseOperator):
         if self.priority not in PRIORITIES:
             raise ValueError(f"priority: expected one of {PRIORITIES}, got {self.priority!r}")
         plan = self.scan()
+        counts = self._pay_once.counts() if self._pay_once else {"skipped": 0, "duplicates": 0}
         summary: dict[str, Any] = {
             "total": plan.valid,
-            "rejected": plan.rejected,
+            "rejected": plan.rejected + counts["duplicates"],
+            "skipped": counts["skipped"],
+            "duplicates": counts["duplicates"],
+            "input_rows": plan.rows + counts["duplicates"] + counts["skipped"],
             "rejects_path": str(self.rejects_path) if self.on_invalid == "quarantine" else None,
         }
-        if not plan.chunks:
-            return {"batch_ids": [], **summary, "replaced_batch_ids": {}}
+        # --- credit guard and dry run (submission/credit_guard.py): decided before any POST
+        dry_run = _as_bool(self.dry_run, "dry_run")
+        if not plan.chunks and not dry_run:
+            return {"batch_ids": [], **summary, "credits": 0, "replaced_batch_ids": {}}
+        hook = self.get_hook()
+        limit, source = effective_limit(check_max_credits_value(self.max_credits), hook.max_credits)
+        check_credits(plan.valid, limit, source=source, input_description=describe_source(self.items))
+        if dry_run:
+            return self._dry_run_result(hook, plan, summary)
         ledger = self._ledger(context)
         states = self._load_states(ledger, plan)
-        hook = self.get_hook()
         self._reconcile(hook, ledger, states)
         known = [i for i, s in states.items() if s.batch_id]
         if known:
@@ -545,7 +666,14 @@ class SubmitBatchOperator(BaseOperator):
         replaced = {
             s.replaced[k]: [*s.replaced, s.batch_id][k + 1] for s in ordered for k in range(len(s.replaced))
         }
-        return {"batch_ids": [s.batch_id for s in ordered], **summary, "replaced_batch_ids": replaced}
+        # One credit per transaction of every batch created: resubmitted chunks are paid again.
+        credits = sum(s.size * (len(s.replaced) + bool(s.batch_id)) for s in ordered)
+        return {
+            "batch_ids": [s.batch_id for s in ordered],
+            **summary,
+            "credits": credits,
+            "replaced_batch_ids": replaced,
+        }
 
     # ----------------------------------------------------------------------------------------------
     # Waiting and resubmitting errored batches
@@ -624,8 +752,8 @@ class SubmitBatchOperator(BaseOperator):
         self, context: Context, result: dict[str, Any], deadline: float | None
     ) -> dict[str, Any]:
         if not self.wait_for_completion or not result["batch_ids"]:
-            return result
-        summary = {k: result[k] for k in ("total", "rejected", "rejects_path")}
+            return self._report_credits(result)
+        summary = {k: v for k, v in result.items() if k not in ("batch_ids", "credits", "replaced_batch_ids")}
         if self.deferrable:
             return self._defer_or_finish(context, result, deadline, summary)
         while True:
@@ -633,9 +761,25 @@ class SubmitBatchOperator(BaseOperator):
             batches = self._wait(self.get_hook(), result["batch_ids"], timeout=remaining, purpose="complete")
             errored = [b.id for b in batches if b.status == "error"]
             if not errored:
-                return result
+                return self._report_credits(result)
             self._resubmit_errored(context, errored)
             result = self._current_result(context, summary)
+
+    def _report_credits(self, result: dict[str, Any]) -> dict[str, Any]:
+        """Log what the run spent (the XCom holds it too); the result, unchanged."""
+        if not result.get("dry_run"):
+            self.log.info(
+                "Credits spent by this run: %d (%d transaction(s) sent in %d batch(es), %d resubmitted); "
+                "%d rejected, %d already enriched and skipped, of %d input row(s)",
+                result.get("credits", 0),
+                result.get("total", 0),
+                len(result.get("batch_ids") or []),
+                len(result.get("replaced_batch_ids") or {}),
+                result.get("rejected", 0),
+                result.get("skipped", 0),
+                result.get("input_rows", 0),
+            )
+        return result
 
     def _defer_or_finish(
         self, context: Context, result: dict[str, Any], deadline: float | None, summary: dict[str, Any]
@@ -650,7 +794,7 @@ class SubmitBatchOperator(BaseOperator):
         if not running and all(b.is_terminal for b in batches):
             errored = [b.id for b in batches if b.status == "error"]
             if not errored:
-                return result
+                return self._report_credits(result)
             self._resubmit_errored(context, errored)
             result = self._current_result(context, summary)
         # The deadline and counts travel both as method kwargs (the triggerer keeps them) and in the
@@ -715,7 +859,7 @@ class SubmitBatchOperator(BaseOperator):
         status = event.get("status")
         self.log.info("%s", event.get("message"))
         if status == "success":
-            return self._current_result(context, summary)
+            return self._report_credits(self._current_result(context, summary))
         if status == "timeout":
             raise NtropyTimeoutError(event.get("message"))
         if event.get("termination_reason") != "batch_error":
@@ -732,6 +876,22 @@ def _restore_window(window: SubmissionWindow, state: dict[str, Any]) -> None:
         window.window.size = max(1, min(window.window.ceiling, int(state["size"])))
     if state.get("credits") and window.credits is not None:
         window.credits.restore(state["credits"])
+
+
+def _is_template(value: Any) -> bool:
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+def _as_bool(value: Any, name: str) -> bool:
+    """A flag given as a bool or as a rendered template (``"True"``, ``"false"``, ...)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no", "", "none"):
+        return False
+    raise ValueError(f"{name}: expected true or false, got {value!r}")
 
 
 def _forget_submission_records(context: Context) -> None:

@@ -46,6 +46,7 @@ class ResultsSummary:
     :param ok_rows: rows in ``ok/``.
     :param error_rows: rows in ``errors/``.
     :param batch_rows: rows per batch id, in the order written.
+    :param carried_rows: rows of ``ok_rows`` carried over from the earlier ``ok/`` file (``carry_over``).
     """
 
     ok_path: ObjectStoragePath
@@ -53,6 +54,7 @@ class ResultsSummary:
     ok_rows: int = 0
     error_rows: int = 0
     batch_rows: dict[str, int] = field(default_factory=dict)
+    carried_rows: int = 0
 
 
 def write_results_datasets(
@@ -63,6 +65,7 @@ def write_results_datasets(
     input_columns: InputColumns | None = None,
     expected_rows: Mapping[str, int] | None = None,
     row_group_rows: int = MAX_BATCH_SIZE,
+    carry_over_from: ObjectStoragePath | None = None,
 ) -> ResultsSummary:
     """Convert each batch's results body and write the ``ok/`` and ``errors/`` datasets atomically.
 
@@ -77,6 +80,8 @@ def write_results_datasets(
     :param input_columns: input columns to carry into every row, joined on transaction id.
     :param expected_rows: rows each batch must hold (the batches' ``total``); checked per batch and in sum.
     :param row_group_rows: rows per Parquet row group (errors gather across batches up to this).
+    :param carry_over_from: an earlier ``ok/`` file whose rows the new ``ok/`` keeps after the new ones
+        (those whose id the new ``ok/`` rows do not hold): see :mod:`~ntropy_provider.results.carry_over`.
     :raises RowCountMismatchError: when a batch or the sum does not hold the expected rows.
     :raises ResultsFormatError: when a body is not a valid results body.
     """
@@ -92,6 +97,7 @@ def write_results_datasets(
     ok_writer, errors_writer = writers
     # The next batch is fetched and parsed in a thread while this one is joined, split and written.
     prefetched = Prefetcher(results, _convert)
+    new_ok_ids: list = []  # hashes of the new ok rows' ids, only with carry_over_from
     try:
         for writer in writers:
             writer.open()
@@ -106,6 +112,10 @@ def write_results_datasets(
                 batch = append_columns(batch, carried, schema)
             ok, errors = split_ok_errors(batch)
             ok_writer.write(ok)
+            if carry_over_from is not None:
+                from ntropy_provider.utils.id_hashes import hash_ids
+
+                new_ok_ids.append(hash_ids(ok.column("transaction_id")))
             errors_writer.write(errors)
             summary.batch_rows[batch_id] = batch.num_rows
             log.info(
@@ -117,6 +127,12 @@ def write_results_datasets(
             )
         summary.ok_rows, summary.error_rows = ok_writer.rows, errors_writer.rows
         _check_counts(summary, expected_rows)
+        if carry_over_from is not None:
+            from ntropy_provider.results.carry_over import carry_over
+            from ntropy_provider.utils.id_hashes import IdHashSet
+
+            summary.carried_rows = carry_over(carry_over_from, ok_writer, IdHashSet.from_parts(new_ok_ids))
+            summary.ok_rows += summary.carried_rows
         for writer in writers:
             writer.close()
         # ok/ last: whenever ok/ holds this run's rows, errors/ already holds this run's errors (a crash

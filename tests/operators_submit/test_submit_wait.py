@@ -126,7 +126,14 @@ def test_execute_complete_handles_every_event_status(
     ntropy_emulator.configure(items_per_second=1)
     operator, deferred = _deferred(make_rows(15), state_store)
     ids = deferred.trigger.batch_ids
-    assert deferred.kwargs["summary"] == {"total": 15, "rejected": 0, "rejects_path": None}
+    assert deferred.kwargs["summary"] == {
+        "total": 15,
+        "rejected": 0,
+        "skipped": 0,
+        "duplicates": 0,
+        "input_rows": 15,
+        "rejects_path": None,
+    }
     context = {"task_state_store": state_store}
 
     def event(status: str, reason: str) -> dict[str, Any]:
