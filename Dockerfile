@@ -1,6 +1,10 @@
 # The official Airflow image with this provider installed; used by every service of docker-compose.yml
-# (the Airflow components and the local Ntropy emulator).
-FROM apache/airflow:3.3.2
+# (the Airflow components and the local Ntropy emulator). The base is a build argument: the official image by
+# default; any image with the same layout works (`airflow` user, /opt/airflow, AIRFLOW_VERSION set, an
+# entrypoint that runs `airflow <command>`), e.g. the one tests/stack/compose/Containerfile.base builds from
+# Debian and PyPI where the official image cannot be pulled.
+ARG AIRFLOW_BASE_IMAGE=apache/airflow:3.3.2
+FROM ${AIRFLOW_BASE_IMAGE}
 
 USER root
 # The simple auth manager's passwords file lives here, on a volume that the init job writes.

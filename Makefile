@@ -19,7 +19,8 @@ COMPAT_TESTS := tests/test_compat.py tests/test_provider_info.py tests/test_conn
 # dag.test() of 3.1/3.2 does not guarantee; deferral on dag.test() is covered by
 # test_wait_for_completion_deferred_succeeds and tests/sensors.)
 
-.PHONY: venv test test-fast test-compat lint package bench demo emulator clean \
+.PHONY: venv test test-fast test-distributed test-compose test-compat lint package docs ui-deps bench demo \
+	emulator clean \
 	$(foreach v,$(COMPAT_AIRFLOW),test-airflow-$(v) constraints-$(v))
 
 venv: $(STAMP)
@@ -69,20 +70,55 @@ package: venv
 	rm -f dist.log
 	$(BIN)/twine check --strict dist/*
 
+# The documentation site (mkdocs.yml, docs/): --strict fails on a broken link, a missing page or snippet,
+# or a docstring mkdocstrings cannot render. The site lands in site/.
+DOCS_STAMP := $(VENV)/.docs-installed
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[docs]"
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	$(BIN)/mkdocs build --strict --site-dir site
+
+# The browser tests' tools (tests/ui): Debian's Chromium, Node.js, and playwright-core from the npm
+# registry as locked in tests/ui/package-lock.json (playwright-core downloads no browser). apt-get runs
+# only as root and only for what is missing; without them the browser tests skip, saying why.
+ui-deps:
+	@if ! command -v chromium >/dev/null || ! command -v npm >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -qq && apt-get install -y -qq chromium nodejs npm; \
+		else echo "ui-deps: install chromium, nodejs and npm (the browser tests skip without them)"; fi; \
+	fi
+	if command -v npm >/dev/null; then cd tests/ui && npm ci --no-audit --no-fund --loglevel=error; fi
+
 # The compatibility suite on every older Airflow minor.
 test-compat: $(foreach v,$(COMPAT_AIRFLOW),test-airflow-$(v))
 
-# Everything CI runs: lint, the package, every test on the newest Airflow (the real-Airflow stack tests
-# included), then the compatibility suite on the older minors.
+# Everything CI runs: lint, the package, the docs, every test on the newest Airflow (the real-Airflow
+# stack tests, the distributed one too, and the browser tests included), then the compatibility suite on
+# the older minors. Not the real docker-compose run (test-compose): building its images from scratch alone
+# exceeds CI's time budget.
 test: venv
 	$(BIN)/ruff check .
 	$(MAKE) package
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(MAKE) docs
+	$(MAKE) ui-deps
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not compose"
 	$(MAKE) test-compat
 
-# Everything but the slow real-Airflow stack tests, for the edit-test loop.
+# Everything but the slow real-Airflow stack and browser tests, for the edit-test loop.
 test-fast: venv
-	$(BIN)/python -m pytest -q -m "not stack" -p no:cacheprovider
+	$(BIN)/python -m pytest -q -m "not stack and not ui" -p no:cacheprovider
+
+# The distributed stack alone: CeleryExecutor (Redis broker), two workers, two schedulers, two triggerers,
+# and the kill scenarios (part of `make test` too; skipped, with the reason, without Redis or PostgreSQL).
+test-distributed: venv
+	$(BIN)/python -m pytest -q -rs -p no:cacheprovider -m distributed tests/stack
+
+# docker-compose.yml started for real through podman + podman-compose, both profiles (needs podman; as root
+# with debootstrap it builds the local base images first, cached by podman for later runs).
+test-compose: venv
+	$(BIN)/python -m pytest -q -rs -p no:cacheprovider -m compose tests/stack/test_stack_compose.py
 
 bench: venv
 	$(BIN)/python -m bench
@@ -95,4 +131,4 @@ emulator: venv
 	$(BIN)/ntropy-emulator --api-key demo-key
 
 clean:
-	rm -rf $(VENV) .venv-af31 .venv-af32 .venv-pin dist airflow_home .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-af31 .venv-af32 .venv-pin dist site tests/ui/node_modules airflow_home .pytest_cache .ruff_cache

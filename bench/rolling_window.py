@@ -1,28 +1,40 @@
 """Benchmark: a day of ~1M rows (40 batches) at the API's ceiling, rolling window vs submit-all-up-front.
 
 The emulator enforces the documented per-key limits (100,000 credits, at most 10 batches in progress,
-per-endpoint request rates), with the credit refill time-scaled ``--scale`` times (1,000/s becomes
-20,000/s by default) so that the run takes about a minute; each batch is enriched at the emulator's
-default 2,000 items per second. Every strategy gets a fresh emulator process and submits the same rows,
-then waits until every batch has ended. Measured per strategy:
+per-endpoint request rates). Time is scaled ``--scale`` times (20 by default) so that the run takes about
+a minute, and **scaled alike on both sides**, so that the run keeps the proportions of real time: the
+credit refill (1,000/s becomes 20,000/s) and the enrichment speed of a batch (the emulator's default
+2,000 items/s becomes 40,000/s) on the server; on the client the credit estimate (the connection's
+``credit_refill_per_second``), the operator's waits (``min_defer_wait``, poll intervals) and a deferral's
+round trip through the scheduler (``--resume-latency`` seconds of real time, 3 by default, slept before
+each resume and counted as worker time, as a new task process holds a slot while it starts). Scaling the
+refill alone would make the 10-batches cap bind as hard as the credits, which at real speed it never does
+with the documented limits (1M rows: ~900 s of credits, ~50 s of batches in progress); ``--items-per-second``
+overrides the enrichment speed for such a stress run. What is not scaled is real work: reading, validating
+and serializing the input and each POST's round trip, so the worker-held share printed is an upper bound of
+the share at real speed (printed beside it). Every strategy gets a fresh emulator process and submits the
+same rows, then waits until every batch has ended. Measured per strategy:
 
 * wall time of submission + waiting, against the ideal ``max(credit bound, open-batches bound)``: the
   last chunk cannot be accepted before the bucket refilled ``rows - capacity`` credits (plus its own
   enrichment), and batches go at most 10 at a time (``ceil(batches / 10)`` rounds of one batch's time);
 * 429 answers to ``POST /v3/batches`` as a share of the POSTs (the emulator's counters);
 * whether it succeeded on the first try (no error escaped the submission);
-* seconds a worker slot was held: the deferrable operator is driven as Airflow would (``execute``, the
-  trigger's ``run()`` in an event loop standing for the triggerer, the resume method), and only its
-  synchronous calls count; the blocking strategies hold the worker for the whole wall time;
+* seconds a worker slot was held (for ``backfill``, the days' sum; its shares are per day): the
+  deferrable operator is driven as Airflow would (``execute``, the trigger's ``run()`` in an event loop
+  standing for the triggerer, the resume method), and only its synchronous calls count; the blocking
+  strategies hold the worker for the whole wall time;
 * CPU spent reading the input again on each resume, against one full read of the input;
 * peak RSS growth of the process (``ru_maxrss`` after imports, before the run).
 
-Strategies: ``window`` (SubmitBatchOperator, deferrable, the rolling window), ``window_blocking``
-(``NtropyHook.submit_batches``, paced the same way, blocking), ``upfront`` (a copy of the strategy before
-the window: every chunk POSTed at once from 4 threads, the hook waiting out 429s) and ``sdk`` (a loop of
-ntropy-sdk ``batches.create`` calls, sleeping a second and trying again when one is refused).
+Strategies: ``window`` (SubmitBatchOperator, deferrable, the rolling window), ``backfill`` (the same rows
+as 5 days of ntropy_backfill, each a deferrable operator with a window of 2, all at once on one key),
+``window_blocking`` (``NtropyHook.submit_batches``, paced the same way, blocking), ``upfront`` (a copy of
+the strategy before the window: every chunk POSTed at once from 4 threads, the hook waiting out 429s) and
+``sdk`` (a loop of ntropy-sdk ``batches.create`` calls, sleeping a second and trying again when refused).
 
-Usage: ``.venv/bin/python -m bench.rolling_window [--rows 998400] [--scale 20] [--only window,sdk]``
+Usage: ``.venv/bin/python -m bench.rolling_window [--rows 998400] [--scale 20] [--only window,sdk]
+[--items-per-second N] [--resume-latency 3]``
 """
 
 from __future__ import annotations
@@ -51,7 +63,9 @@ OPERATION = "POST /v3/transactions"
 #: Documented limits (docs.ntropy.com, "Rate limits"), and the emulator's default enrichment speed.
 CAPACITY, REFILL, MAX_OPEN, ITEMS_PER_SECOND = 100_000, 1_000.0, 10, 2_000.0
 POST_CAUSES = ("credits", "open_batches", "endpoint:POST /v3/batches")
-STRATEGIES = ("window", "window_blocking", "upfront", "sdk")
+STRATEGIES = ("window", "backfill", "window_blocking", "upfront", "sdk")
+#: Days of the ``backfill`` strategy (ntropy_backfill's DAYS_IN_FLIGHT).
+BACKFILL_DAYS = 5
 
 
 def rows(n: int) -> Iterator[dict[str, Any]]:
@@ -83,11 +97,11 @@ def write_input(path: Path, n: int) -> None:
         writer.close()
 
 
-def ideal_seconds(n: int, refill: float) -> dict[str, float]:
+def ideal_seconds(n: int, refill: float, items_per_second: float) -> dict[str, float]:
     """The bounds the API's limits put on submission + waiting."""
     batches = math.ceil(n / CHUNK_SIZE)
-    one_batch = CHUNK_SIZE / ITEMS_PER_SECOND
-    last = (n - (batches - 1) * CHUNK_SIZE) / ITEMS_PER_SECOND
+    one_batch = CHUNK_SIZE / items_per_second
+    last = (n - (batches - 1) * CHUNK_SIZE) / items_per_second
     credit = max(0.0, n - CAPACITY) / refill + last
     slots = math.ceil(batches / MAX_OPEN) * one_batch
     return {"credit": credit, "slots": slots, "ideal": max(credit, slots)}
@@ -112,28 +126,19 @@ def _wait(hook: Any, ids: list[str]) -> None:
     hook.wait_for_batches(ids, poll_interval=0.25, max_poll_interval=2.0, timeout=3_600)
 
 
-def run_window(url: str, n: int, refill: float, input_path: str, scale: float) -> dict[str, Any]:
-    """The deferrable SubmitBatchOperator, driven as Airflow would; only its sync calls hold a worker."""
+#: A deferral's round trip through the scheduler and a new task process, in real seconds (scaled).
+RESUME_LATENCY = float(os.environ.get("BENCH_RESUME_LATENCY", "3"))
+
+
+def _drive_operator(operator: Any, scale: float) -> dict[str, Any]:
+    """Run a deferrable operator as Airflow would: its sync calls (the worker), each deferral's trigger in
+    an event loop (the triggerer), a time-scaled round trip, then the resume method."""
     from airflow.sdk.exceptions import TaskDeferred
-
-    from ntropy_provider.operators.submit_batch import SubmitBatchOperator
-
-    _hook(url, refill)
 
     class Store(dict):
         def set(self, key: str, value: Any, *, retention: Any = None) -> None:
             self[key] = value
 
-    operator = SubmitBatchOperator(
-        task_id="submit",
-        items=input_path,
-        ntropy_conn_id="ntropy_bench",
-        deferrable=True,
-        wait_for_completion=True,
-        min_defer_wait=30.0 / scale,  # the default 30 s, time-scaled like the refill
-        poll_interval=10.0 / scale,
-        max_poll_interval=300.0 / scale,
-    )
     resume_reads: list[float] = []
     real_rows = operator._rows
 
@@ -147,9 +152,9 @@ def run_window(url: str, n: int, refill: float, input_path: str, scale: float) -
             yield first
             yield from iterator
 
-    operator._rows = timed_rows  # type: ignore[method-assign]
+    operator._rows = timed_rows
     context = {"task_state_store": Store()}
-    held = 0.0
+    held = resumed = 0.0
     deferrals = 0
     call: Any = lambda: operator.execute(context)  # noqa: E731
     while True:
@@ -163,13 +168,79 @@ def run_window(url: str, n: int, refill: float, input_path: str, scale: float) -
             deferrals += 1
             event = asyncio.run(_first_event(deferred.trigger))
             method = getattr(operator, deferred.method_name)
+            resume = time.perf_counter()
+            time.sleep(RESUME_LATENCY / scale)  # the scheduler and a new task process, time-scaled
+            resumed += time.perf_counter() - resume
             call = lambda method=method, event=event: method(context, event)  # noqa: E731
     return {
         "total": result["total"],
-        "held": held,
+        "held": held + resumed,
+        "resume_sleep": resumed,
         "deferrals": deferrals,
         "resume_read_cpu": resume_reads,
     }
+
+
+def _operator(input_path: str, scale: float, **kwargs: Any) -> Any:
+    from ntropy_provider.operators.submit_batch import SubmitBatchOperator
+
+    return SubmitBatchOperator(
+        task_id="submit",
+        items=input_path,
+        ntropy_conn_id="ntropy_bench",
+        deferrable=True,
+        wait_for_completion=True,
+        min_defer_wait=30.0 / scale,  # the default 30 s, time-scaled like the refill
+        poll_interval=10.0 / scale,
+        max_poll_interval=300.0 / scale,
+        **kwargs,
+    )
+
+
+def run_window(url: str, n: int, refill: float, input_path: str, scale: float) -> dict[str, Any]:
+    """The deferrable SubmitBatchOperator, driven as Airflow would; only its sync calls hold a worker."""
+    _hook(url, refill)
+    return _drive_operator(_operator(input_path, scale), scale)
+
+
+def run_backfill(url: str, n: int, refill: float, input_path: str, scale: float) -> dict[str, Any]:
+    """ntropy_backfill's sizing: the same rows as BACKFILL_DAYS days, each a deferrable operator with a
+    window of 2 and one POST in flight, all at once against one key. Worker time is the days' sum."""
+    from ntropy_provider.api.limits import DEFAULT_MAX_OPEN_BATCHES
+
+    _hook(url, refill)
+    window = DEFAULT_MAX_OPEN_BATCHES // BACKFILL_DAYS
+    days = [_day_path(input_path, day) for day in range(BACKFILL_DAYS)]
+    with ThreadPoolExecutor(max_workers=BACKFILL_DAYS) as pool:
+        futures = [
+            pool.submit(
+                _drive_operator, _operator(day, scale, max_open_batches=window, max_concurrency=1), scale
+            )
+            for day in days
+        ]
+        results = [future.result() for future in futures]
+    return {
+        "total": sum(r["total"] for r in results),
+        "held": sum(r["held"] for r in results),
+        "resume_sleep": sum(r["resume_sleep"] for r in results),
+        "deferrals": sum(r["deferrals"] for r in results),
+        "resume_read_cpu": [cpu for r in results for cpu in r["resume_read_cpu"]],
+        "slots": BACKFILL_DAYS,  # worker time is the days' sum: shares are per day
+    }
+
+
+def _day_path(input_path: str, day: int) -> str:
+    return input_path.replace(".parquet", f".day{day}.parquet")
+
+
+def split_days(input_path: str, n: int) -> None:
+    """The input cut into BACKFILL_DAYS files of consecutive rows (the backfill's days)."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(input_path)
+    per_day = math.ceil(n / BACKFILL_DAYS)
+    for day in range(BACKFILL_DAYS):
+        pq.write_table(table.slice(day * per_day, per_day), _day_path(input_path, day), row_group_size=10_000)
 
 
 async def _first_event(trigger: Any) -> dict[str, Any]:
@@ -241,6 +312,7 @@ def run_sdk(url: str, n: int, refill: float, input_path: str, scale: float) -> d
 
 RUNNERS = {
     "window": run_window,
+    "backfill": run_backfill,
     "window_blocking": run_window_blocking,
     "upfront": run_upfront,
     "sdk": run_sdk,
@@ -279,9 +351,12 @@ def full_read_cpu(input_path: str) -> float:
     return time.process_time() - started
 
 
-def _run(strategy: str, n: int, scale: float, input_path: str) -> dict[str, Any]:
+def _run(
+    strategy: str, n: int, scale: float, input_path: str, items_per_second: float, resume: float
+) -> dict[str, Any]:
     refill = REFILL * scale
-    options = ("--limits", "on", "--credit-refill-per-second", str(refill), "--items-per-second", "2000")
+    options = ("--limits", "on", "--credit-refill-per-second", str(refill))
+    options += ("--items-per-second", str(items_per_second))
     with emulator_process(*options, quiet=True) as (_, url):
         out = subprocess.run(
             [
@@ -302,6 +377,7 @@ def _run(strategy: str, n: int, scale: float, input_path: str) -> dict[str, Any]
             capture_output=True,
             text=True,
             cwd=REPO_ROOT,
+            env={**os.environ, "BENCH_RESUME_LATENCY": str(resume)},
         )
         if out.returncode != 0:
             raise RuntimeError(f"{strategy} crashed:\n{out.stderr[-3000:]}")
@@ -320,11 +396,33 @@ def _run(strategy: str, n: int, scale: float, input_path: str) -> dict[str, Any]
     return result
 
 
+def _real_speed_share(result: dict[str, Any], ideal: float, scale: float) -> float:
+    """The worker-held share at real speed: held work over the real-speed wall (waits x ``scale``)."""
+    slots = result.get("slots", 1)
+    if result["held"] >= result["wall"] * slots * 0.99:  # a blocking strategy: held all along
+        return 100.0
+    # The deferrals' round trips were slept time-scaled: at real speed each takes `scale` times longer.
+    held = (result["held"] + result.get("resume_sleep", 0.0) * (scale - 1)) / slots
+    waited = max(0.0, result["wall"] - held)
+    return 100 * held / max(held + waited * scale, ideal * scale)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=40 * CHUNK_SIZE)
     parser.add_argument("--scale", type=float, default=20.0, help="credit refill speed-up (1,000/s x scale)")
     parser.add_argument("--only", default=",".join(STRATEGIES), help="strategies to run, comma-separated")
+    parser.add_argument(
+        "--items-per-second",
+        type=float,
+        help="enrichment speed of a batch (default: the emulator's 2,000/s x scale, like the refill)",
+    )
+    parser.add_argument(
+        "--resume-latency",
+        type=float,
+        default=RESUME_LATENCY,
+        help="a deferral's round trip through the scheduler, real seconds (time-scaled; default 3)",
+    )
     parser.add_argument("--worker", choices=STRATEGIES, help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--input", help=argparse.SUPPRESS)
@@ -333,23 +431,30 @@ def main() -> None:
         worker(args.worker, args.url, args.rows, REFILL * args.scale, args.input, args.scale)
         return
 
-    bounds = ideal_seconds(args.rows, REFILL * args.scale)
+    items_per_second = args.items_per_second or ITEMS_PER_SECOND * args.scale
+    bounds = ideal_seconds(args.rows, REFILL * args.scale, items_per_second)
     with tempfile.TemporaryDirectory(prefix="bench-window-") as scratch:
         input_path = str(Path(scratch) / "day.parquet")
         write_input(Path(input_path), args.rows)
+        split_days(input_path, args.rows)
         read_cpu = full_read_cpu(input_path)
-        results = {name: _run(name, args.rows, args.scale, input_path) for name in args.only.split(",")}
+        results = {
+            name: _run(name, args.rows, args.scale, input_path, items_per_second, args.resume_latency)
+            for name in args.only.split(",")
+        }
 
     print(
         f"{args.rows:,} rows in {math.ceil(args.rows / CHUNK_SIZE)} batches; limits: {CAPACITY:,} credits, "
         f"refill {REFILL * args.scale:,.0f}/s ({args.scale:g}x), {MAX_OPEN} batches in progress, "
-        f"{ITEMS_PER_SECOND:,.0f} items/s per batch"
+        f"{items_per_second:,.0f} items/s per batch; a deferral's round trip {args.resume_latency:g} s "
+        f"/ {args.scale:g}"
     )
     print(
         f"ideal {bounds['ideal']:.1f} s = max(credit bound {bounds['credit']:.1f} s, "
         f"open-batches bound {bounds['slots']:.1f} s); one full read of the input: {read_cpu:.2f} s CPU"
     )
-    header = ["wall s", "x ideal", "first try", "429/POSTs", "worker held s", "held %", "peak RSS MB"]
+    header = ["wall s", "x ideal", "first try", "429/POSTs", "worker held s", "held %", "real-speed %"]
+    header.append("peak RSS MB")
     print(f"{'':18}" + "".join(f"{h:>14}" for h in header))
     for name, r in results.items():
         share = f"{r['refused']}/{r['posts']}"
@@ -359,7 +464,10 @@ def main() -> None:
             "yes" if r["first_try"] else "no",
             f"{share} {100 * r['refused'] / max(r['posts'], 1):.0f}%",
             f"{r['held']:.1f}",
-            f"{100 * r['held'] / r['wall']:.0f}%",
+            f"{100 * r['held'] / (r['wall'] * r.get('slots', 1)):.0f}%",
+            # At real speed the waits are `scale` times longer, the work is not (a lower bound of the
+            # wall: the ideal at real speed); blocking strategies hold the worker all along.
+            f"{_real_speed_share(r, bounds['ideal'], args.scale):.0f}%",
             f"{r['rss_delta_mb']:.0f}",
         ]
         print(f"{name:18}" + "".join(f"{v:>14}" for v in values))
@@ -369,21 +477,29 @@ def main() -> None:
             print(f"  {name}: 429s by cause {r['causes']}; most batches in progress {r['max_open']}")
         if r.get("errors"):
             print(f"  {name}: {len(r['errors'])} error(s) escaped the submission: {sorted(set(r['errors']))}")
+    for name in ("window", "backfill"):
+        _print_resumes(name, results.get(name), read_cpu / (1 if name == "window" else BACKFILL_DAYS))
     window = results.get("window")
-    if window:
-        reads = window.get("resume_read_cpu") or []
-        worst = max(reads, default=0.0)
-        share = 100 * worst / max(read_cpu, 1e-9)
-        print(
-            f"window: {window.get('deferrals', 0)} deferral(s), {len(reads)} resumed read(s); re-reading on "
-            f"a resume costs at most {worst:.3f} s CPU = {share:.1f}% of a full read"
-        )
     base = results.get("upfront")
     if window and base:
         print(
             f"ratio upfront / window: wall {base['wall'] / window['wall']:.2f}x, "
             f"worker held {base['held'] / max(window['held'], 0.01):.1f}x"
         )
+
+
+def _print_resumes(name: str, result: dict[str, Any] | None, read_cpu: float) -> None:
+    """How often a deferrable strategy deferred, and what re-reading on a resume cost (against one full
+    read of what that task reads: the whole input, or one day)."""
+    if not result:
+        return
+    reads = result.get("resume_read_cpu") or []
+    worst = max(reads, default=0.0)
+    share = 100 * worst / max(read_cpu, 1e-9)
+    print(
+        f"{name}: {result.get('deferrals', 0)} deferral(s), {len(reads)} resumed read(s); re-reading on "
+        f"a resume costs at most {worst:.3f} s CPU = {share:.1f}% of a full read"
+    )
 
 
 if __name__ == "__main__":

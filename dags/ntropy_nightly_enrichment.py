@@ -117,6 +117,7 @@ with DAG(
     located = locate_input()
     holders = ensure_account_holders(located)
 
+    # --8<-- [start:submit]
     submit = SubmitBatchOperator(
         task_id="submit",
         items=located,
@@ -127,6 +128,7 @@ with DAG(
         skip_enriched="{{ params.output_path }}/date={{ ds }}",
         dry_run="{{ params.dry_run }}",
     )
+    # --8<-- [end:submit]
 
     @task.short_circuit
     def sends(submitted: dict[str, Any]) -> bool:
@@ -136,6 +138,7 @@ with DAG(
             return False
         return True
 
+    # --8<-- [start:wait]
     wait = BatchSensor(
         task_id="wait",
         batch_ids=submit.output,
@@ -145,6 +148,8 @@ with DAG(
         max_poll_interval=60,
         timeout=dt.timedelta(hours=6).total_seconds(),
     )
+    # --8<-- [end:wait]
+    # --8<-- [start:write_results]
     write_results = ResultsToParquetOperator(
         task_id="write_results",
         batch_ids=wait.output,
@@ -153,6 +158,7 @@ with DAG(
         input_path=located,
         carry_over=True,  # the rows skipped above stay in the day's ok/
     )
+    # --8<-- [end:write_results]
 
     @task(outlets=[ENRICHED_OK, ENRICHED_ERRORS])
     def publish(transactions_path: str, submitted: dict[str, Any], written: dict[str, Any], ds: str):

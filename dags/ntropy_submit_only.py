@@ -69,7 +69,9 @@ with DAG(
     doc_md=DOC_MD,
     tags=["ntropy", "example", "webhooks"],
 ) as dag:
+    # --8<-- [start:ensure_webhook]
     ensure_webhook = EnsureWebhookOperator(task_id="ensure_webhook", ntropy_conn_id=NTROPY_CONN_ID)
+    # --8<-- [end:ensure_webhook]
 
     @task
     def locate_input(ds: str, params: dict[str, Any]) -> str:
@@ -78,6 +80,7 @@ with DAG(
         return str(require_day_file(params["landing_path"], ds, formats=INPUT_FORMATS))
 
     located = locate_input()
+    # --8<-- [start:submit]
     submit = SubmitBatchOperator(
         task_id="submit",
         items=located,
@@ -88,3 +91,4 @@ with DAG(
     )
     # The webhook must exist before the first batch can complete, or its event would not be delivered.
     ensure_webhook >> submit
+    # --8<-- [end:submit]

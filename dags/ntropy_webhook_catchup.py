@@ -58,6 +58,8 @@ with DAG(
     doc_md=DOC_MD,
     tags=["ntropy", "example", "webhooks"],
 ) as dag:
+    # --8<-- [start:catch_up]
     WebhookCatchUpOperator(
         task_id="catch_up", ntropy_conn_id=NTROPY_CONN_ID, grace="{{ params.grace_minutes * 60 }}"
     )
+    # --8<-- [end:catch_up]

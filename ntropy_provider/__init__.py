@@ -21,7 +21,9 @@ def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "ntropy-airflow-provider",
         "name": "Ntropy",
-        "description": "Enrich bank transactions with Ntropy's Batches API (https://ntropy.com/).",
+        # Plain text: Airflow's providers page shows it as is (a URL in it would not be a link); the package
+        # name links to project.urls.Documentation, and the integration to Ntropy's docs.
+        "description": "Enrich bank transactions with Ntropy's Batches API.",
         "versions": [__version__],
         "integrations": [
             {

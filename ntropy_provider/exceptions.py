@@ -116,7 +116,16 @@ class NtropyServerError(NtropyError):
 
 
 class NtropyConnectionError(NtropyError):
-    """The server could not be reached, dropped the connection or timed out, and the budget is spent."""
+    """The server could not be reached, dropped the connection or timed out, and the budget is spent.
+
+    :param message: the human-readable message.
+    :param reason: why there was no answer, in a few words (e.g. ``connection refused``).
+    :param kwargs: as :class:`NtropyError`.
+    """
+
+    def __init__(self, message: str, *, reason: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.reason = reason
 
 
 class NtropyTimeoutError(NtropyError, TimeoutError):

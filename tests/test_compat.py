@@ -84,7 +84,8 @@ def test_connection_form_reaches_airflow_where_it_can() -> None:
     manager = ProvidersManager()
     widgets = {key for key in manager.connection_form_widgets if key.startswith("extra__ntropy__")}
     if not has_partitioned_assets() and importlib.util.find_spec("flask_appbuilder") is None:
-        # Airflow 3.1 without the FAB provider shows every provider's generic form (README's table).
+        # ProvidersManager alone has no widgets on Airflow 3.1 without Flask-AppBuilder; the UI's API builds
+        # the form from the hook with FAB mocked (tests/hooks/test_hook_connection_form.py).
         assert widgets == set()
         return
     assert "extra__ntropy__region" in widgets

@@ -7,6 +7,8 @@
   (the local emulator speaks plain HTTP), any other host ``https``.
 * extras ``timeout``, ``connect_timeout`` (seconds) and the retry budget (:data:`POLICY_EXTRAS`); the
   seven of them a hook also accepts as arguments are one :class:`RequestOptions` value.
+* extras ``webhook_token`` (a secret: the token Ntropy sends with every webhook delivery) and
+  ``webhook_url`` (the receiver's public URL), read by the webhook operators and the receiver.
 * extras ``max_open_batches``, ``credit_capacity``, ``credit_refill_per_second``: the API key's limits
   (:class:`~ntropy_provider.api.limits.ApiLimits`, documented defaults), and ``max_credits``: a
   deployment-wide ceiling of credits one task may spend (absent: none).
@@ -15,7 +17,9 @@ This module is the home of the connection type's name and of the default connect
 nothing but the standard library and :mod:`ntropy_provider.api`, so that Airflow's configuration loading
 (see :mod:`ntropy_provider.webhooks.provider_config`) can read it.
 
-Extras are looked up under their plain name and under Airflow's legacy ``extra__ntropy__<name>``.
+Extras are looked up under their plain name and under Airflow's legacy ``extra__ntropy__<name>``; an
+empty or ``null`` extra (the UI saves ``null`` for every field left empty) means "the default". The port
+``0`` means no port (Airflow 3.3.2's UI sends it for a connection without one).
 """
 
 from __future__ import annotations
@@ -42,60 +46,150 @@ _LEGACY_PREFIX = f"extra__{CONN_TYPE}__"
 _DEFAULT_POLICY = RetryPolicy()
 _DEFAULT_LIMITS = ApiLimits()
 
-#: The form fields stored in the connection's extras (Airflow's declarative ``conn-fields``).
+#: The extra that holds the token Ntropy sends with every webhook delivery (the receiver checks it).
+WEBHOOK_TOKEN_EXTRA = "webhook_token"
+#: The extra that holds the webhook receiver's public URL (``EnsureWebhookOperator``, the catch-up).
+WEBHOOK_URL_EXTRA = "webhook_url"
+#: The extra that holds the receiver URL Airflow's workers reach, for the catch-up (optional).
+WEBHOOK_CATCHUP_URL_EXTRA = "webhook_catchup_url"
+
+
+def _field(
+    label: str, description: str, kind: str, default: Any = None, **schema: Any
+) -> dict[str, dict[str, Any] | str]:
+    """One ``conn-fields`` entry: optional (``null`` allowed), without a ``default`` in its schema.
+
+    Airflow's form pre-fills every schema ``default`` into the Extra JSON, so each connection saved from
+    the UI would store them; the defaults live in the code instead, and the description says what an
+    empty field means.
+    """
+    if default is not None:
+        description = f"{description} Empty: {f'{default:g}' if isinstance(default, float) else default}."
+    return {"label": label, "description": description, "schema": {"type": [kind, "null"], **schema}}
+
+
+#: The form fields stored in the connection's extras (Airflow's declarative ``conn-fields``), every extra
+#: the provider reads, so that a connection created elsewhere (environment, CLI, REST) shows labelled
+#: fields when edited in the UI. The ``region`` choices exclude ``null``: an unset region is the default.
 CONN_FIELDS: dict[str, dict[str, Any]] = {
-    "region": {
-        "label": "Region",
-        "description": "Ntropy region of the API key, used when Host is empty: "
-        + ", ".join(f"{name} = {url}" for name, url in REGION_BASE_URLS.items()),
-        "schema": {"type": ["string", "null"], "enum": [*REGION_BASE_URLS, None], "default": DEFAULT_REGION},
-    },
-    "timeout": {
-        "label": "Read timeout (seconds)",
-        "description": "Seconds to wait for an answer before the request counts as failed and is retried.",
-        "schema": {"type": ["number", "null"], "minimum": 1, "default": DEFAULT_TIMEOUT},
-    },
-    "max_attempts": {
-        "label": "Retry budget: attempts",
-        "description": "Most requests per call, the first included, when the API answers 429/5xx "
-        "or the connection fails.",
-        "schema": {"type": ["integer", "null"], "minimum": 1, "default": _DEFAULT_POLICY.max_attempts},
-    },
-    "max_elapsed": {
-        "label": "Retry budget: seconds",
-        "description": "Most seconds spent retrying one call.",
-        "schema": {"type": ["number", "null"], "minimum": 0, "default": _DEFAULT_POLICY.max_elapsed},
-    },
-    "retry_after_cap": {
-        "label": "Longest Retry-After honoured (seconds)",
-        "description": "A 429's Retry-After above this is cut to it.",
-        "schema": {"type": ["number", "null"], "minimum": 0, "default": _DEFAULT_POLICY.retry_after_cap},
-    },
-    "max_open_batches": {
-        "label": "Key limit: batches in progress",
-        "description": "Most enrichment batches in progress per API key (Ntropy's documented default).",
-        "schema": {"type": ["integer", "null"], "minimum": 1, "default": _DEFAULT_LIMITS.max_open_batches},
-    },
-    "credit_capacity": {
-        "label": "Key limit: credit bucket size",
-        "description": "Most credits the API key holds (one credit per transaction).",
-        "schema": {"type": ["integer", "null"], "minimum": 1, "default": _DEFAULT_LIMITS.credit_capacity},
-    },
-    "credit_refill_per_second": {
-        "label": "Key limit: credits refilled per second",
-        "description": "Credits added to the API key's bucket per second.",
-        "schema": {
-            "type": ["number", "null"],
-            "exclusiveMinimum": 0,
-            "default": _DEFAULT_LIMITS.credit_refill_per_second,
-        },
-    },
-    "max_credits": {
-        "label": "Most credits per task",
-        "description": "A deployment-wide ceiling of credits one task may spend; empty for none.",
-        "schema": {"type": ["integer", "null"], "minimum": 1},
-    },
+    "region": _field(
+        "Region",
+        "Ntropy region of the API key, used when Host is empty: "
+        + ", ".join(f"{name} = {url}" for name, url in REGION_BASE_URLS.items())
+        + ".",
+        "string",
+        DEFAULT_REGION,
+        enum=list(REGION_BASE_URLS),
+    ),
+    "timeout": _field(
+        "Read timeout (seconds)",
+        "Seconds to wait for an answer before the request counts as failed and is retried.",
+        "number",
+        DEFAULT_TIMEOUT,
+        exclusiveMinimum=0,
+    ),
+    "connect_timeout": _field(
+        "Connect timeout (seconds)",
+        "Seconds to wait for a TCP connection to the API.",
+        "number",
+        DEFAULT_CONNECT_TIMEOUT,
+        exclusiveMinimum=0,
+    ),
+    "max_attempts": _field(
+        "Retry budget: attempts",
+        "Most requests per call, the first included, when the API answers 429/5xx or the connection fails.",
+        "integer",
+        _DEFAULT_POLICY.max_attempts,
+        minimum=1,
+    ),
+    "max_elapsed": _field(
+        "Retry budget: seconds",
+        "Most seconds spent retrying one call.",
+        "number",
+        _DEFAULT_POLICY.max_elapsed,
+        minimum=0,
+    ),
+    "backoff_base": _field(
+        "Backoff: first wait (seconds)",
+        "Upper bound of the first wait before a retry; it doubles on every retry (with full jitter).",
+        "number",
+        _DEFAULT_POLICY.backoff_base,
+        minimum=0,
+    ),
+    "backoff_min": _field(
+        "Backoff: shortest wait (seconds)",
+        "The jittered wait never goes below this (nor above the current upper bound).",
+        "number",
+        _DEFAULT_POLICY.backoff_min,
+        minimum=0,
+    ),
+    "backoff_max": _field(
+        "Backoff: longest wait (seconds)",
+        "Longest wait between two attempts.",
+        "number",
+        _DEFAULT_POLICY.backoff_max,
+        minimum=0,
+    ),
+    "retry_after_cap": _field(
+        "Longest Retry-After honoured (seconds)",
+        "A 429's Retry-After above this is cut to it.",
+        "number",
+        _DEFAULT_POLICY.retry_after_cap,
+        minimum=0,
+    ),
+    "max_open_batches": _field(
+        "Key limit: batches in progress",
+        "Most enrichment batches in progress per API key (Ntropy's documented default).",
+        "integer",
+        _DEFAULT_LIMITS.max_open_batches,
+        minimum=1,
+    ),
+    "credit_capacity": _field(
+        "Key limit: credit bucket size",
+        "Most credits the API key holds (one credit per transaction).",
+        "integer",
+        _DEFAULT_LIMITS.credit_capacity,
+        minimum=1,
+    ),
+    "credit_refill_per_second": _field(
+        "Key limit: credits refilled per second",
+        "Credits added to the API key's bucket per second.",
+        "number",
+        _DEFAULT_LIMITS.credit_refill_per_second,
+        exclusiveMinimum=0,
+    ),
+    "max_credits": _field(
+        "Most credits per task",
+        "A deployment-wide ceiling of credits one task may spend. Empty: no ceiling.",
+        "integer",
+        minimum=1,
+    ),
+    WEBHOOK_TOKEN_EXTRA: _field(
+        "Webhook token",
+        "A long random string Ntropy sends with every webhook delivery; the Airflow receiver refuses "
+        "deliveries without it.",
+        "string",
+        # "password": Airflow masks the field and treats it as a secret (not only because of its name).
+        format="password",
+    ),
+    WEBHOOK_URL_EXTRA: _field(
+        "Webhook URL",
+        "The receiver's public URL registered with Ntropy. Empty: Airflow's [api] base_url followed by "
+        "/ntropy/webhooks/<conn_id>.",
+        "string",
+    ),
+    WEBHOOK_CATCHUP_URL_EXTRA: _field(
+        "Webhook URL for the catch-up",
+        "The receiver's URL as Airflow's workers reach it, when the public Webhook URL is not reachable "
+        "from them. Empty: the Webhook URL.",
+        "string",
+    ),
 }
+
+#: Whether a field holds a secret (masked in the form, registered as sensitive).
+SENSITIVE_FIELDS: frozenset[str] = frozenset(
+    name for name, spec in CONN_FIELDS.items() if spec["schema"].get("format") == "password"
+)
 
 #: How the standard form fields are shown (Airflow's ``ui-field-behaviour``).
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {
@@ -110,7 +204,6 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
         "host": "empty for the region's API, or e.g. http://127.0.0.1:8900 for the local emulator",
         "port": "only with a Host without port",
         "schema": "https",
-        "extra": '{"region": "eu", "max_attempts": 10, "max_elapsed": 600}',
     },
 }
 

@@ -14,6 +14,9 @@ The hooks are layered so that both of them decide alike and differ only in how b
 
 from __future__ import annotations
 
+import errno
+import socket
+import ssl
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -323,12 +326,58 @@ def error_for_exception(
     :param unsafe_to_repeat: whether the call ended because repeating it might create something twice.
     """
     why = _NOT_REPEATED if unsafe_to_repeat else ""
+    reason = scrub(transport_reason(error), api_key)
     message = scrub(
         f"No answer from the Ntropy API at {base_url} to {method} {path} after {attempts} attempt"
-        f"{'s' if attempts > 1 else ''}: {type(error).__name__}: {error} (X-Request-ID {request_id}){why}",
+        f"{'s' if attempts > 1 else ''}: {reason} (X-Request-ID {request_id}){why}",
         api_key,
     )
-    return NtropyConnectionError(message, status=None, detail=None, request_id=request_id)
+    return NtropyConnectionError(message, reason=reason, status=None, detail=None, request_id=request_id)
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    """The error and every exception inside it: causes, contexts and exception arguments (urllib3's
+    ``MaxRetryError`` keeps the real failure in ``.reason``, requests in ``args[0]``)."""
+    seen: list[BaseException] = []
+    todo: list[Any] = [error]
+    while todo and len(seen) < 20:
+        item = todo.pop(0)
+        if not isinstance(item, BaseException) or any(item is known for known in seen):
+            continue
+        seen.append(item)
+        todo += [item.__cause__, item.__context__, getattr(item, "reason", None), *item.args]
+        todo.append(getattr(item, "os_error", None))  # aiohttp's ClientConnectorError
+    return seen
+
+
+def transport_reason(error: BaseException) -> str:
+    """Why a request got no answer, in a few words: ``connection refused``, ``host name not found``,
+    ``connect timed out``... (the innermost cause, without the transport's nested wrapper messages).
+
+    :param error: the transport's exception (requests, urllib3, aiohttp or the standard library).
+    """
+    chain = _chain(error)
+    names = {type(item).__name__ for item in chain}
+    if "ClientConnectorDNSError" in names:  # aiohttp: the resolver's error as a plain OSError
+        return "host name not found"
+    for item in chain:
+        if isinstance(item, socket.gaierror):
+            return "host name not found"
+        if isinstance(item, ssl.SSLError):
+            return f"TLS error ({item.reason or item.strerror or type(item).__name__})"
+        if isinstance(item, OSError) and item.errno is not None and not isinstance(item, TimeoutError):
+            if item.errno == errno.ECONNREFUSED:
+                return "connection refused"
+            if item.errno == errno.ECONNRESET:
+                return "connection reset by the server"
+            return (item.strerror or errno.errorcode.get(item.errno) or str(item)).lower()
+    if names & {"ConnectTimeout", "ConnectTimeoutError", "ServerTimeoutError", "ConnectionTimeoutError"}:
+        return "connect timed out"
+    if names & {"ReadTimeout", "ReadTimeoutError", "SocketTimeoutError", "TimeoutError"}:
+        return "no answer in time (read timed out)"
+    if names & {"RemoteDisconnected", "ServerDisconnectedError", "ChunkedEncodingError", "ProtocolError"}:
+        return "the server closed the connection without answering"
+    return type(chain[-1]).__name__ if chain else type(error).__name__
 
 
 # --------------------------------------------------------------------------------------------------

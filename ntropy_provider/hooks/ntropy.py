@@ -70,6 +70,7 @@ from ntropy_provider.hooks.connection import (
     CONN_FIELDS,
     CONN_TYPE,
     DEFAULT_CONN_ID,
+    SENSITIVE_FIELDS,
     UI_FIELD_BEHAVIOUR,
     NtropyConnectionSettings,
     RequestOptions,
@@ -156,20 +157,34 @@ class NtropyHook(AccountHolderAndWebhookCalls, HttpHook):
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
-        """The extra form fields (region, timeout, retry budget) as wtforms fields.
+        """The extra form fields (region, timeouts, retry budget, limits, webhook) as wtforms fields.
 
         Airflow >= 3.2 reads the same fields declaratively from ``get_provider_info()["connection-types"]``
-        (``conn-fields``) and does not call this; it needs Flask-AppBuilder, imported only here.
+        (``conn-fields``) and does not call this; Airflow 3.1 turns these wtforms fields into the same
+        form (a ``PasswordField`` is its sensitive field, ``any_of`` its choices). It needs wtforms and
+        Flask-AppBuilder, imported only here.
         """
-        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+        from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
         from flask_babel import lazy_gettext
-        from wtforms import IntegerField, StringField
+        from wtforms import IntegerField, PasswordField, StringField
+        from wtforms.validators import Optional, any_of
 
         widgets: dict[str, Any] = {}
         for name, spec in CONN_FIELDS.items():
-            field_class = IntegerField if "integer" in spec["schema"]["type"] else StringField
+            schema = spec["schema"]
+            validators = [Optional()]
+            if "enum" in schema:
+                validators.append(any_of(schema["enum"]))
+            if name in SENSITIVE_FIELDS:
+                field_class, widget = PasswordField, BS3PasswordFieldWidget()
+            else:
+                field_class = IntegerField if "integer" in schema["type"] else StringField
+                widget = BS3TextFieldWidget()
             widgets[name] = field_class(
-                lazy_gettext(spec["label"]), widget=BS3TextFieldWidget(), description=spec["description"]
+                lazy_gettext(spec["label"]),
+                widget=widget,
+                validators=validators,
+                description=spec["description"],
             )
         return widgets
 
@@ -549,7 +564,11 @@ class NtropyHook(AccountHolderAndWebhookCalls, HttpHook):
                 "check the connection's password field (the API key) and region"
             )
         except NtropyConnectionError as err:
-            return False, f"Could not reach the Ntropy API at {settings.base_url}: {err}"
+            # One sentence: where, why and the request id (the exception's own message says more).
+            return False, (
+                f"Could not reach the Ntropy API at {settings.base_url}: {err.reason} "
+                f"(X-Request-ID {err.request_id})."
+            )
         except NtropyError as err:
             return False, str(err)
         return True, f"Connected to the Ntropy API at {settings.base_url}; the API key was accepted"

@@ -27,6 +27,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from ntropy_provider.api.transaction_input import FieldError, validate_transaction
+from ntropy_provider.io import arrow_check
 from ntropy_provider.utils.storage import as_storage_path, local_path
 
 #: Formats this module reads, by name.
@@ -273,12 +274,38 @@ def _iter_parquet(location: Any, read_batch_rows: int, start_row: int) -> Iterat
         groups = list(range(first_group, metadata.num_row_groups))
         if not groups:
             return
+        fast = arrow_check.supported(parquet.schema_arrow)
         for record_batch in parquet.iter_batches(batch_size=read_batch_rows, row_groups=groups):
             skip = min(record_batch.num_rows, max(0, start_row - 1 - row))
             row += skip
-            for record in record_batch.slice(skip).to_pylist():
+            batch = record_batch.slice(skip)
+            if fast:
+                # Whole columns checked at once; only the rows that fail a rule are typed and checked one
+                # by one (which names their problems).
+                clean = arrow_check.clean_rows(batch)
+                if clean.true_count == batch.num_rows:
+                    for transaction in arrow_check.clean_transactions(batch):
+                        row += 1
+                        yield SourceRow(row=row, transaction=transaction)
+                    continue
+                yield from _mixed_rows(batch, clean, row)
+                row += batch.num_rows
+                continue
+            for record in batch.to_pylist():
                 row += 1
                 yield check_row(row, to_transaction(record), raw=record)
+
+
+def _mixed_rows(batch: Any, clean: Any, row: int) -> Iterator[SourceRow]:
+    """The rows of a batch some of whose rows fail a rule: the clean ones from the columns, the others
+    typed and checked row by row."""
+    transactions = iter(arrow_check.clean_transactions(batch.filter(clean)))
+    for is_clean, record in zip(clean.to_pylist(), batch.to_pylist(), strict=True):
+        row += 1
+        if is_clean:
+            yield SourceRow(row=row, transaction=next(transactions))
+        else:
+            yield check_row(row, to_transaction(record), raw=record)
 
 
 def _has_surrogates(text: str) -> bool:

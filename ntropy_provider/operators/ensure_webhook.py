@@ -9,12 +9,12 @@ from urllib.parse import urlsplit
 from airflow.sdk import BaseOperator, Context
 
 from ntropy_provider.api.wire import BATCH_WEBHOOK_EVENTS, WEBHOOK_EVENTS
-from ntropy_provider.hooks.connection import DEFAULT_CONN_ID
+from ntropy_provider.hooks.connection import DEFAULT_CONN_ID, WEBHOOK_URL_EXTRA
 from ntropy_provider.utils.net import is_loopback_host
 from ntropy_provider.webhooks.config import DEFAULT_TOKEN_EXTRA_KEY, receiver_url
 
 #: Key, in the Ntropy connection's extras, of the receiver's public URL (optional).
-WEBHOOK_URL_EXTRA_KEY = "webhook_url"
+WEBHOOK_URL_EXTRA_KEY = WEBHOOK_URL_EXTRA  # the connection module owns the extras' names
 
 
 class MissingWebhookTokenError(ValueError):

@@ -17,7 +17,13 @@ from airflow.sdk import BaseOperator
 
 from ntropy_provider.api.limits import ApiLimits
 from ntropy_provider.api.models import Batch
-from ntropy_provider.api.wire import MAX_BATCH_SIZE, OPERATIONS, PRIORITIES, TRANSACTIONS_OPERATION
+from ntropy_provider.api.wire import (
+    MAX_BATCH_SIZE,
+    OPERATIONS,
+    PRIORITIES,
+    TRANSACTIONS_OPERATION,
+    BatchStatus,
+)
 from ntropy_provider.compat import add_callback, forgets_after_success, task_state_store
 from ntropy_provider.exceptions import (
     BatchesInErrorError,
@@ -142,8 +148,9 @@ class SubmitBatchOperator(BaseOperator):
     :param api_limits: the key's limits (an :class:`~ntropy_provider.api.limits.ApiLimits`, or a dict
         of its fields), instead of the connection's extras; checked when the DAG is parsed.
     :param min_defer_wait: a deferrable task defers to the triggerer between windows only when the
-        next chunk must wait at least this long (seconds); shorter waits are slept in the worker, since
-        a deferral costs a few seconds of scheduling.
+        next chunk must wait at least this long (seconds), and for completion only when its batches are
+        not expected to end sooner; shorter waits are slept in the worker, since a deferral costs a few
+        seconds of scheduling (and a trigger firing seconds after its deferral races the scheduler).
     :param wait_for_completion: wait for every batch to end before succeeding.
     :param deferrable: wait in the triggerer instead of a worker slot (default ``True``: a wait of
         minutes to hours should not hold a worker; pass ``False`` where no triggerer runs). Not read
@@ -280,6 +287,8 @@ class SubmitBatchOperator(BaseOperator):
         # success is recorded: a callback runs after that, so a crash cannot lose them before it.
         self.on_success_callback = add_callback(self.on_success_callback, _forget_submission_records)
         self._memory_ledger: SubmissionLedger | None = None
+        #: Seconds until the last window's batches are expected to end, as the submission left them.
+        self._expected_end: float | None = None
 
     # ----------------------------------------------------------------------------------------------
     # Airflow plumbing
@@ -499,6 +508,7 @@ class SubmitBatchOperator(BaseOperator):
             # is not yet full when the task is back (a deferral costs about min_defer_wait).
             margin = limits.credit_refill_per_second * self.min_defer_wait
             window.burst_credits = max(self.chunk_size, int(limits.credit_capacity - margin))
+        _restore_window(window, window_state or {})
         window.chunks_sent = sum(1 for s in states.values() if s.batch_id)
         window.stats.rows_sent = sum(s.size for s in states.values() if s.batch_id)
         # Batches sent before (an earlier window or try) hold slots until they are seen ending.
@@ -538,6 +548,7 @@ class SubmitBatchOperator(BaseOperator):
         )
         with hearing_429s(hook, window):
             outcome = window.run(chunks, before_submit=before_submit, on_submitted=on_submitted, pause=pause)
+        self._expected_end = window.expected_end()
         missing = [i for i in sorted(send) if not states[i].batch_id]
         if outcome.paused_at is None:
             if missing:
@@ -548,7 +559,11 @@ class SubmitBatchOperator(BaseOperator):
             plan,
             deadline=deadline,
             summary=summary,
-            window={"open": outcome.open_batch_ids, "size": window.window.size if window.window else None},
+            window={
+                "open": outcome.open_batch_ids,
+                "size": window.window.size if window.window else None,
+                "credits": window.credits.snapshot() if window.credits else None,
+            },
         )
         self.log.info(
             "Deferring until %s (about %.0f s): %d chunk(s) left to send",
@@ -769,10 +784,14 @@ class SubmitBatchOperator(BaseOperator):
     def _defer_or_finish(
         self, context: Context, result: dict[str, Any], deadline: float | None, summary: dict[str, Any]
     ) -> dict[str, Any]:
-        # One check before deferring: batches that already ended need no triggerer round trip.
+        # One check before deferring: batches that already ended need no triggerer round trip. One list
+        # request of the key's batches in progress says whether any is still running (then the task
+        # defers at once); only when none is are they fetched one by one, to find the errored ones.
         hook = self.get_hook()
-        batches = [hook.get_batch(i) for i in result["batch_ids"]]
-        if all(b.is_terminal for b in batches):
+        ids = set(result["batch_ids"])
+        running = not self._ended_soon(hook, ids)
+        batches = [] if running else [hook.get_batch(i) for i in result["batch_ids"]]
+        if not running and all(b.is_terminal for b in batches):
             errored = [b.id for b in batches if b.status == "error"]
             if not errored:
                 return self._report_credits(result)
@@ -793,6 +812,33 @@ class SubmitBatchOperator(BaseOperator):
             kwargs={"deadline": deadline, "summary": summary},
         )
         raise AssertionError("unreachable: defer() raises")  # pragma: no cover
+
+    def _ended_soon(self, hook: Any, ids: set[str]) -> bool:
+        """Whether none of ``ids`` is in progress, having waited here (not deferred) for the ones expected
+        to end within ``min_defer_wait``. One list request per look.
+
+        A deferral costs seconds of scheduling, and a trigger that fires seconds after the deferral races
+        the scheduler (Airflow can take the late exit of the deferring process for a task killed
+        externally, and retry it). When the submission could not tell when its batches end, two looks a
+        moment apart tell their speed.
+        """
+        expected = self._expected_end
+        until = time.monotonic() + self.min_defer_wait
+        seen: dict[str, tuple[float, int]] = {}
+        while True:
+            now = time.monotonic()
+            running = {b.id: b for b in hook.list_batches(status=BatchStatus.PROCESSING.value) if b.id in ids}
+            if not running:
+                return True
+            if expected is None and seen and set(running) <= set(seen):
+                speeds = {i: (b.progress - seen[i][1]) / (now - seen[i][0]) for i, b in running.items()}
+                if min(speeds.values()) > 0:
+                    expected = max((b.total - b.progress) / speeds[i] for i, b in running.items())
+            left = until - now
+            if left <= 0 or (expected is not None and expected >= left):
+                return False  # not within min_defer_wait: the triggerer waits, not a worker
+            seen = {i: (now, b.progress) for i, b in running.items()}
+            time.sleep(min(1.0, self.poll_interval, left))
 
     def execute_complete(
         self,
@@ -821,6 +867,15 @@ class SubmitBatchOperator(BaseOperator):
         self._resubmit_errored(context, list(event.get("errored_batch_ids") or []))
         result = self._current_result(context, summary)
         return self._defer_or_finish(context, result, deadline, summary)
+
+
+def _restore_window(window: SubmissionWindow, state: dict[str, Any]) -> None:
+    """Go on with what the window knew when it deferred: its size (shrunk by a 429, growing back) and
+    the credit estimate (what was left plus the refill since, not a full bucket)."""
+    if state.get("size") and window.window is not None:
+        window.window.size = max(1, min(window.window.ceiling, int(state["size"])))
+    if state.get("credits") and window.credits is not None:
+        window.credits.restore(state["credits"])
 
 
 def _is_template(value: Any) -> bool:

@@ -11,6 +11,7 @@ from airflow.sdk.exceptions import AirflowException
 
 from ntropy_provider.api.models import format_datetime
 from ntropy_provider.api.wire import WEBHOOK_TOKEN_HEADER
+from ntropy_provider.hooks.connection import WEBHOOK_CATCHUP_URL_EXTRA, WEBHOOK_URL_EXTRA
 from ntropy_provider.webhooks.catchup import (
     DEFAULT_GRACE,
     DEFAULT_INITIAL_LOOKBACK,
@@ -26,9 +27,9 @@ from ntropy_provider.webhooks.config import DEFAULT_TOKEN_EXTRA_KEY, receiver_ur
 
 #: Key, in the Ntropy connection's extras, of the receiver URL that Airflow's workers reach (optional;
 #: e.g. an internal address of the API server when the public ``webhook_url`` is not reachable from them).
-CATCHUP_URL_EXTRA_KEY = "webhook_catchup_url"
+CATCHUP_URL_EXTRA_KEY = WEBHOOK_CATCHUP_URL_EXTRA
 #: Key of the receiver's public URL (the one ``EnsureWebhookOperator`` registers).
-WEBHOOK_URL_EXTRA_KEY = "webhook_url"
+WEBHOOK_URL_EXTRA_KEY = WEBHOOK_URL_EXTRA  # the connection module owns the extras' names
 
 
 class CatchUpRefusedError(AirflowException):

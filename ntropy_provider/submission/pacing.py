@@ -11,7 +11,10 @@ client. So each task keeps a local estimate that avoids most 429s when it is alo
 the truth when it is not:
 
 * credits: a token bucket with the key's capacity and refill (``ApiLimits``), taken at each POST; a 429
-  that names credits empties it, since someone else spent them;
+  that names credits empties it, since someone else spent them, and halves the share of the refill the
+  task counts as its own, which grows back a little with each POST accepted (the same additive
+  increase, multiplicative decrease as the window: tasks sharing a key settle on shares of the refill
+  instead of each pacing itself to all of it);
 * batches in progress: the window starts at ``max_open_batches`` and shrinks, on a 429 that names the
   cap, to what the server accepted (the batches this task has open, at least one); it grows back by one
   each time a batch of the task ends, up to the ceiling. Tasks sharing a key thus settle on shares that
@@ -26,6 +29,10 @@ from collections.abc import Callable
 
 from ntropy_provider.api.limits import ApiLimits
 
+#: The smallest share of the key's refill a task counts as its own after 429s for credits ...
+MIN_REFILL_SHARE = 0.1
+#: ... and what each accepted POST adds back to it, up to the whole refill.
+REFILL_SHARE_STEP = 0.05
 #: A 429 whose reason names neither limit (e.g. the per-endpoint request rate) makes the submitter
 #: wait this long before the next POST.
 DEFAULT_RATE_LIMIT_PAUSE = 1.0
@@ -41,6 +48,8 @@ class CreditEstimate:
     def __init__(self, limits: ApiLimits, clock: Callable[[], float] = time.monotonic) -> None:
         self.capacity = float(limits.credit_capacity)
         self.refill = float(limits.credit_refill_per_second)
+        #: The share of the refill this task counts as its own (1: it is alone on the key).
+        self.share = 1.0
         self._clock = clock
         self._level = self.capacity
         self._at = clock()
@@ -48,7 +57,7 @@ class CreditEstimate:
     def level(self) -> float:
         """The credits the bucket is estimated to hold now."""
         now = self._clock()
-        self._level = min(self.capacity, self._level + (now - self._at) * self.refill)
+        self._level = min(self.capacity, self._level + (now - self._at) * self.refill * self.share)
         self._at = now
         return self._level
 
@@ -57,7 +66,7 @@ class CreditEstimate:
 
         :param credits: the credits wanted (at most the capacity).
         """
-        return max(0.0, (min(credits, self.capacity) - self.level()) / self.refill)
+        return max(0.0, (min(credits, self.capacity) - self.level()) / (self.refill * self.share))
 
     def take(self, credits: int) -> float:
         """Count credits spent by a POST (the level may go below zero: it is an estimate).
@@ -79,9 +88,34 @@ class CreditEstimate:
         :param level_before: what :meth:`take` returned.
         :param seconds_in_flight: seconds from sending to the answer.
         """
-        lost = level_before + seconds_in_flight * self.refill - self.capacity
+        lost = level_before + seconds_in_flight * self.refill * self.share - self.capacity
         if lost > 0:
             self._level = self.level() - lost
+
+    def accepted(self) -> None:
+        """A POST was accepted: the task's share of the refill grows back a little."""
+        self.level()
+        self.share = min(1.0, self.share + REFILL_SHARE_STEP)
+
+    def snapshot(self) -> list[float]:
+        """The estimate as ``[level, unix_time, share]``, to be kept across a deferral (a new process's
+        monotonic clock means nothing to this one)."""
+        return [self.level(), time.time(), self.share]
+
+    def restore(self, snapshot: list[float] | tuple[float, ...], now: float | None = None) -> None:
+        """Go on from what :meth:`snapshot` kept: its level plus the refill since, not a full bucket.
+
+        A resumed task that assumed a full bucket would send a burst the server refuses (429s).
+
+        :param snapshot: ``[level, unix_time, share]`` (``share`` absent in older records: kept).
+        :param now: the Unix time now (default: ``time.time()``).
+        """
+        level, at = float(snapshot[0]), float(snapshot[1])
+        if len(snapshot) > 2:
+            self.share = min(1.0, max(MIN_REFILL_SHARE, float(snapshot[2])))
+        elapsed = max(0.0, (time.time() if now is None else now) - at)
+        self._level = min(self.capacity, level + elapsed * self.refill * self.share)
+        self._at = self._clock()
 
     def drain(self, owed: int = 0) -> None:
         """The server said the credits are short: someone else spends them; start from empty.
@@ -91,6 +125,7 @@ class CreditEstimate:
         """
         self.level()
         self._level = min(self._level, -float(owed))
+        self.share = max(MIN_REFILL_SHARE, self.share / 2)
 
 
 class AdaptiveWindow:

@@ -392,6 +392,21 @@ class SubmissionWindow:
                 etas.append((batch.total - batch.progress) / rate)
         return min(etas) if etas else None
 
+    def expected_end(self) -> float | None:
+        """Seconds until every batch of the window is expected to have ended; ``None`` while unknown."""
+        rate = sorted(self._rates)[len(self._rates) // 2] if self._rates else None
+        ends = []
+        for batch in self.open.values():
+            if batch.is_terminal:
+                continue
+            if batch.eta is not None:
+                ends.append(batch.eta)
+            elif rate:
+                ends.append((batch.total - batch.progress) / rate)
+            else:
+                return None
+        return max(ends, default=0.0)
+
     def _credit_wait(self, size: int) -> float:
         return self.credits.seconds_until(size) if self.credits is not None else 0.0
 
@@ -461,6 +476,8 @@ class SubmissionWindow:
                 continue
             run.outcome.batches[chunk.index] = batch
             self._unexplained_429s = 0
+            if self.credits is not None:
+                self.credits.accepted()
             self.stats.created += 1
             self.stats.rows_sent += chunk.size
             self.chunks_sent += 1

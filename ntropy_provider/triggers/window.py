@@ -16,10 +16,10 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from ntropy_provider.api.models import Batch
+from ntropy_provider.api.wire import BatchStatus
 from ntropy_provider.exceptions import NtropyError
 from ntropy_provider.triggers.batch import ASYNC_TRANSIENT_ERRORS, POLL_JITTER
-from ntropy_provider.triggers.progress import BatchProgress, check_poll_intervals
+from ntropy_provider.triggers.progress import BatchProgress, check_poll_intervals, format_duration
 
 #: ``reason`` values of a ``ready`` event.
 READY_SLOT = "slot"
@@ -30,9 +30,9 @@ class SubmissionWindowTrigger(BaseTrigger):
     """Fire when a batch of ``batch_ids`` has ended, or at ``wake_at``, or at the deadline.
 
     Entirely asyncio and the async hook: nothing in :meth:`run` blocks the triggerer's loop. Each poll
-    asks for the batches still in progress (at most 10, a window); the next poll is placed just after
-    the earliest expected end (from the batches' progress), between ``poll_interval`` and
-    ``max_poll_interval``, never after ``wake_at``. Transient API errors only delay the next poll.
+    is one list request of the key's batches in progress, however many are watched; the next poll is
+    placed just after the earliest expected end (from the batches' progress), between ``poll_interval``
+    and ``max_poll_interval``, never after ``wake_at``. Transient API errors only delay the next poll.
 
     The event's payload: ``status`` (``ready``, ``timeout`` or ``error``), ``reason`` (``slot``: a batch
     ended, ``credits``: ``wake_at`` passed), ``ended_batch_ids`` and ``message``.
@@ -109,12 +109,22 @@ class SubmissionWindowTrigger(BaseTrigger):
                     interval = self._next_interval(progress, interval, transient)
                 else:
                     interval = self.max_poll_interval
+                sleep_for = self._sleep_for(interval)
                 self.log.info(
-                    "Waiting to submit: %d batch(es) in progress, next look in %.1f s",
-                    len(progress),
-                    interval,
+                    "Waiting to submit: %s; next look in %.1f s", self._waiting_for(progress), sleep_for
                 )
-                await asyncio.sleep(self._sleep_for(interval))
+                await asyncio.sleep(sleep_for)
+
+    def _waiting_for(self, progress: dict[str, BatchProgress]) -> str:
+        """What the submission waits for, in words: credits (until when) or a slot (the earliest ETA)."""
+        if self.wake_at is not None and not progress:
+            return f"credits, expected to suffice in {format_duration(max(0.0, self.wake_at - time.time()))}"
+        etas = [p.eta for p in progress.values() if p.eta is not None]
+        soonest = f", the first expected to end in {format_duration(min(etas))}" if etas else ""
+        done = sum(p.progress for p in progress.values())
+        total = sum(p.total for p in progress.values())
+        rows = f" ({done:,}/{total:,} rows enriched)" if total else ""
+        return f"a slot: {len(progress)} batch(es) of the window in progress{rows}{soonest}"
 
     def _next_interval(self, progress: dict[str, BatchProgress], previous: float, transient: bool) -> float:
         if transient:
@@ -134,28 +144,40 @@ class SubmissionWindowTrigger(BaseTrigger):
         return sleep_for
 
     async def _poll(self, hook: Any, progress: dict[str, BatchProgress]) -> tuple[str | None, bool]:
-        """GET every batch of the window once; the message of a fatal error, and whether any was transient."""
+        """One list request of the key's batches in progress, however many are watched; a watched batch
+        missing from it has ended, which one GET confirms (the list may lag a batch just created).
 
-        async def fetch(batch_id: str) -> Batch | BaseException:
-            try:
-                return await hook.get_batch(batch_id)
-            except Exception as err:  # sorted into transient and fatal below
-                return err
-
-        answers = await asyncio.gather(*(fetch(batch_id) for batch_id in progress))
+        :return: the message of a fatal error, and whether an error was transient.
+        """
+        try:
+            processing = {
+                batch.id: batch async for batch in hook.list_batches(status=BatchStatus.PROCESSING.value)
+            }
+        except Exception as err:  # sorted into transient and fatal below
+            return self._sort_error("the batches in progress", err)
         now = time.monotonic()
         transient = False
-        for batch_id, answer in zip(list(progress), answers, strict=True):
-            if isinstance(answer, Batch):
-                progress[batch_id].update(answer, now)
-            elif isinstance(answer, ASYNC_TRANSIENT_ERRORS):
-                transient = True
-                self.log.warning("Transient error polling batch %s (%s)", batch_id, answer)
-            elif isinstance(answer, NtropyError):
-                return f"Cannot watch batch {batch_id}: {type(answer).__name__}: {answer}", transient
-            else:
-                return f"Unexpected error while polling batch {batch_id}: {answer!r}", transient
+        for batch_id, batch_progress in progress.items():
+            batch = processing.get(batch_id)
+            if batch is None:
+                try:
+                    batch = await hook.get_batch(batch_id)
+                except Exception as err:
+                    fatal, transient_error = self._sort_error(f"batch {batch_id}", err)
+                    if fatal is not None:
+                        return fatal, transient
+                    transient = transient or transient_error
+                    continue
+            batch_progress.update(batch, now)
         return None, transient
+
+    def _sort_error(self, what: str, err: BaseException) -> tuple[str | None, bool]:
+        if isinstance(err, ASYNC_TRANSIENT_ERRORS):
+            self.log.warning("Transient error polling %s (%s)", what, err)
+            return None, True
+        if isinstance(err, NtropyError):
+            return f"Cannot watch {what}: {type(err).__name__}: {err}", False
+        return f"Unexpected error while polling {what}: {err!r}", False
 
     def _event(self, status: str, reason: str, ended: list[str], message: str) -> TriggerEvent:
         self.log.info("%s", message)

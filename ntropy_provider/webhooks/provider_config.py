@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ntropy_provider.hooks.connection import DEFAULT_CONN_ID
+from ntropy_provider.hooks.connection import DEFAULT_CONN_ID, WEBHOOK_TOKEN_EXTRA
 
 SECTION = "ntropy_webhooks"
-DEFAULT_TOKEN_EXTRA_KEY = "webhook_token"
+DEFAULT_TOKEN_EXTRA_KEY = WEBHOOK_TOKEN_EXTRA
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
 #: A 64 KiB body arrives in milliseconds; Ntropy itself gives up on a delivery after 10 s.
 DEFAULT_BODY_TIMEOUT_SECONDS = 5.0

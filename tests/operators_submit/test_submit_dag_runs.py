@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from dag_run_helpers import load_test_dags, task_states, xcom_value
 
+from ntropy_provider.emulator.testing import wait_for
 from ntropy_provider.hooks.ntropy import NtropyHook
 
 
@@ -130,7 +131,8 @@ def test_errored_batches_resubmitted_then_named_in_the_failure(
     dag_run = module.errors_dag.test()
     assert task_states(dag_run)["submit_and_wait"][0] == "failed"
     # 2 chunks, each submitted once and resubmitted once (max_batch_error_retries=1): 4 batches.
-    stats = ntropy_emulator.stats()
+    # The emulator counts a batch's end in a background task, a moment after its status reads as ended.
+    stats = wait_for(lambda: (s := ntropy_emulator.stats())["batches_errored"] >= 4 and s)
     assert stats["batches_created"] == 4
     assert stats["batches_errored"] == 4
     latest = {b.id for b in NtropyHook().list_batches()}

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from ntropy_provider.emulator.testing import wait_for
 from ntropy_provider.exceptions import BatchesInErrorError
 from ntropy_provider.operators.submit_batch import SubmitBatchOperator
 
@@ -46,7 +47,10 @@ def test_errored_batches_are_resubmitted_and_replacements_reported(
 ) -> None:
     ntropy_emulator.configure(batch_error_rate=1.0)
     result = _operator(make_rows(25), emulator=ntropy_emulator).execute({"task_state_store": state_store})
-    stats = ntropy_emulator.stats()
+    # The emulator counts a batch's end in a background task, a moment after its status reads as ended.
+    stats = wait_for(
+        lambda: (s := ntropy_emulator.stats())["batches_completed"] + s["batches_errored"] >= 6 and s
+    )
     assert stats["batches_created"] == 6 and stats["batches_errored"] == 3
     assert len(result["replaced_batch_ids"]) == 3
     assert set(result["replaced_batch_ids"].values()) == set(result["batch_ids"])
@@ -108,6 +112,7 @@ def _deferred(rows: list[dict[str, Any]], state_store: Any) -> tuple[SubmitBatch
         chunk_size=10,
         wait_for_completion=True,
         deferrable=True,
+        min_defer_wait=0.0,  # defer however soon the batches end (they take seconds here)
         poll_interval=0.02,
         max_poll_interval=0.2,
         timeout=600,
@@ -198,4 +203,6 @@ def test_polling_wait_absorbs_a_transient_error(
     operator.get_hook = FlakyHook  # type: ignore[method-assign]
     result = operator.execute({"task_state_store": state_store})
     assert len(failures) == 1
-    assert len(result["batch_ids"]) == 2 and ntropy_emulator.stats()["batches_completed"] == 2
+    assert len(result["batch_ids"]) == 2
+    # The emulator counts a batch's end in a background task, a moment after its status reads as ended.
+    wait_for(lambda: ntropy_emulator.stats()["batches_completed"] == 2)

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from airflow.providers.common.compat.sdk import TaskDeferred
 
+from ntropy_provider.emulator.testing import wait_for
 from ntropy_provider.hooks.ntropy import NtropyHook
 from ntropy_provider.operators.submit_batch import SubmitBatchOperator
 from ntropy_provider.triggers.window import SubmissionWindowTrigger
@@ -133,4 +134,31 @@ def test_blocking_operator_paces_the_same_way(
     result = operator.execute({"task_state_store": state_store})
     assert len(result["batch_ids"]) == 7
     assert ntropy_emulator.stats()["batches_created"] == 7
-    assert ntropy_emulator.stats()["batches_completed"] == 7
+    # The emulator counts a batch's end in a background task, a moment after its status reads as ended.
+    wait_for(lambda: ntropy_emulator.stats()["batches_completed"] == 7)
+
+
+@pytest.mark.parametrize(("speed", "defers"), [(100, False), (2, True)])
+def test_batches_about_to_end_are_waited_for_in_the_worker_not_deferred(
+    ntropy_connection: str, ntropy_emulator, state_store, make_rows, speed: int, defers: bool
+) -> None:
+    # A trigger firing seconds after its deferral races Airflow's scheduler; a long wait frees the worker.
+    ntropy_emulator.configure(items_per_second=speed)
+    operator = SubmitBatchOperator(
+        task_id="submit",
+        items=make_rows(30),
+        chunk_size=10,
+        deferrable=True,
+        wait_for_completion=True,
+        min_defer_wait=5.0,
+        poll_interval=0.05,
+        max_poll_interval=0.2,
+    )
+    context = {"task_state_store": state_store}
+    if defers:
+        with pytest.raises(TaskDeferred) as deferred:
+            operator.execute(context)
+        assert deferred.value.method_name == "execute_complete"
+        return
+    result = operator.execute(context)
+    assert len(result["batch_ids"]) == 3 and result["total"] == 30

@@ -30,11 +30,41 @@ def test_credit_estimate_refills_to_capacity_and_paces_what_was_taken() -> None:
     assert credits.seconds_until(5_000) == 0, "a wish above capacity waits for a full bucket only"
 
 
-def test_a_429_for_credits_empties_the_estimate() -> None:
+def test_a_resumed_estimate_goes_on_from_what_was_left_not_from_a_full_bucket() -> None:
+    limits = ApiLimits(credit_capacity=1_000, credit_refill_per_second=100)
+    before = CreditEstimate(limits, Clock())
+    before.take(900)
+    level, at, _share = before.snapshot()
+    after = CreditEstimate(limits, Clock())  # a new process: a full bucket until told otherwise
+    after.restore([level, at], now=at + 3)
+    assert after.level() == pytest.approx(100 + 300)
+    after.restore([level, at], now=at + 3_600)
+    assert after.level() == 1_000, "never above the capacity"
+
+
+def test_a_429_for_credits_empties_the_estimate_and_halves_the_refill_counted() -> None:
     clock = Clock()
     credits = CreditEstimate(ApiLimits(credit_capacity=1_000, credit_refill_per_second=100), clock)
     credits.drain()
-    assert credits.seconds_until(300) == pytest.approx(3.0)
+    assert credits.seconds_until(300) == pytest.approx(6.0), "from empty, at half the refill"
+
+
+def test_tasks_sharing_a_key_settle_on_shares_of_the_refill() -> None:
+    clock = Clock()
+    limits = ApiLimits(credit_capacity=1_000, credit_refill_per_second=100)
+    credits = CreditEstimate(limits, clock)
+    credits.drain()
+    credits.drain()
+    assert credits.seconds_until(100) == pytest.approx(4.0), "two 429s: a quarter of the refill counted"
+    for _ in range(40):
+        credits.accepted()
+    assert credits.share == 1.0, "grows back with each POST accepted, up to the whole refill"
+    for _ in range(20):
+        credits.drain()
+    assert credits.share == pytest.approx(0.1), "never below a tenth"
+    resumed = CreditEstimate(limits, Clock())
+    resumed.restore(credits.snapshot())
+    assert resumed.share == pytest.approx(0.1), "kept across a deferral"
 
 
 def test_window_shrinks_to_what_the_server_accepted_and_grows_back_by_one() -> None:

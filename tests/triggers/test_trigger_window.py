@@ -73,3 +73,21 @@ def test_fires_a_timeout_at_the_deadline(ntropy_connection: str, ntropy_emulator
         [slow.id], ntropy_connection, deadline=time.time() + 0.3, poll_interval=0.05
     )
     assert asyncio.run(_event(trigger))["status"] == "timeout"
+
+
+def test_one_list_request_per_poll_however_many_batches_are_watched(
+    ntropy_connection: str, ntropy_emulator
+) -> None:
+    ntropy_emulator.configure(items_per_second=20)
+    hook = NtropyHook(ntropy_connection)
+    quick = hook.create_batch(_rows(10))
+    slow = [hook.create_batch(_rows(400)) for _ in range(4)]
+    before = ntropy_emulator.stats()["requests"]
+    trigger = SubmissionWindowTrigger([b.id for b in [*slow, quick]], ntropy_connection, poll_interval=0.05)
+    event = asyncio.run(_event(trigger))
+    after = ntropy_emulator.stats()["requests"]
+    assert event["ended_batch_ids"] == [quick.id]
+    lists = after.get("GET /v3/batches", 0) - before.get("GET /v3/batches", 0)
+    gets = after.get("GET /v3/batches/{batch_id}", 0) - before.get("GET /v3/batches/{batch_id}", 0)
+    assert lists >= 1
+    assert gets == 1, "only the batch missing from the list is fetched, to confirm it ended"
