@@ -170,7 +170,7 @@ def simulated_polls(duration: float, *, minimum: float, maximum: float) -> int:
 
     The first poll comes a tenth of the way in (the batch was submitted a moment before).
     """
-    from ntropy_provider.triggers.progress import next_poll_interval
+    from ntropy_provider.progress import next_poll_interval
 
     now, interval, polls = duration / 10, minimum, 0
     while True:

@@ -78,8 +78,8 @@ from ntropy_provider.hooks.connection import (
 )
 from ntropy_provider.hooks.exchange import Exchange, RetryCallback, base_headers, mask
 from ntropy_provider.hooks.retry_policy import RetryEvent, RetryPolicy
+from ntropy_provider.progress import ProgressTracker, next_poll_interval
 from ntropy_provider.submission.engine import submit_records
-from ntropy_provider.triggers.progress import ProgressTracker, next_poll_interval
 
 #: Transport failures worth another attempt (no answer, or a truncated one).
 _TRANSPORT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)

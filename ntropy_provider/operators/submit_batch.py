@@ -35,6 +35,7 @@ from ntropy_provider.hooks.connection import DEFAULT_CONN_ID
 from ntropy_provider.io.dataframe_source import is_dataframe, pandas_needed_for
 from ntropy_provider.io.rejects import RejectsWriter
 from ntropy_provider.io.transactions_source import SourceRow, describe_source, iter_rows
+from ntropy_provider.progress import check_poll_intervals
 from ntropy_provider.submission.credit_guard import (
     check_credits,
     check_max_credits_value,
@@ -53,7 +54,6 @@ from ntropy_provider.submission.pay_once import PayOnce
 from ntropy_provider.submission.plan import ScanResult, iter_planned_chunks, scan
 from ntropy_provider.submission.window import WAIT_CREDITS, HookBatches, SubmissionWindow, hearing_429s
 from ntropy_provider.triggers.batch import BatchTrigger
-from ntropy_provider.triggers.progress import check_poll_intervals
 from ntropy_provider.triggers.window import SubmissionWindowTrigger
 
 if TYPE_CHECKING:

@@ -39,6 +39,7 @@ from ntropy_provider.exceptions import (
     NtropyTimeoutError,
     NtropyValidationError,
 )
+from ntropy_provider.progress import BatchProgress, format_duration
 from ntropy_provider.submission.chunks import Chunk
 from ntropy_provider.submission.pacing import (
     DEFAULT_RATE_LIMIT_PAUSE,
@@ -46,7 +47,6 @@ from ntropy_provider.submission.pacing import (
     CreditEstimate,
     rate_limit_cause,
 )
-from ntropy_provider.triggers.progress import BatchProgress, format_duration
 
 #: Shortest and longest pause between two polls of the open batches while a slot is awaited. The next
 #: poll is placed just after the earliest expected end, within these bounds.

@@ -14,7 +14,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from ntropy_provider.api.models import Batch
 from ntropy_provider.exceptions import TRANSIENT_ERRORS, NtropyError
 from ntropy_provider.hooks.connection import DEFAULT_CONN_ID
-from ntropy_provider.triggers.progress import ProgressTracker, check_poll_intervals, next_poll_interval
+from ntropy_provider.progress import ProgressTracker, check_poll_intervals, next_poll_interval
 
 #: Errors the deferred wait absorbs: the provider's transient errors, plus the async transport's own
 #: exceptions should one escape the async hook's translation.

@@ -18,8 +18,8 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from ntropy_provider.api.wire import BatchStatus
 from ntropy_provider.exceptions import NtropyError
+from ntropy_provider.progress import BatchProgress, check_poll_intervals, format_duration
 from ntropy_provider.triggers.batch import ASYNC_TRANSIENT_ERRORS, POLL_JITTER
-from ntropy_provider.triggers.progress import BatchProgress, check_poll_intervals, format_duration
 
 #: ``reason`` values of a ``ready`` event.
 READY_SLOT = "slot"

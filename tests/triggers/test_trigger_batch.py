@@ -12,8 +12,8 @@ import pytest
 import requests
 
 from ntropy_provider.hooks.ntropy import NtropyHook
+from ntropy_provider.progress import ProgressTracker, format_duration, next_poll_interval
 from ntropy_provider.triggers.batch import BatchTrigger
-from ntropy_provider.triggers.progress import ProgressTracker, format_duration, next_poll_interval
 
 GET_BATCH = "GET /v3/batches/{batch_id}"
 
