@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 from ntropy_provider.catalogue import CITIES, INTERMEDIARIES, MERCHANTS, Merchant
 
 # The layout (file names, formats, partition names) is defined once, in ntropy_provider.landing.
-from ntropy_provider.io.transactions_source import flatten_location
+from ntropy_provider.io.source_rows import flatten_location
 from ntropy_provider.landing import ACCOUNT_HOLDERS_FILE, FORMATS, TRANSACTIONS_FILE, partition_name
 
 #: Prefix of the ids of account holders that are never created (their rows get a per-item error).

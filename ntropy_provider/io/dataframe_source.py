@@ -29,7 +29,7 @@ from types import ModuleType
 from typing import Any
 
 from ntropy_provider.exceptions import MissingExtraError
-from ntropy_provider.io.transactions_source import (
+from ntropy_provider.io.source_rows import (
     DEFAULT_READ_BATCH_ROWS,
     SourceRow,
     check_row,

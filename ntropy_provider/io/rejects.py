@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from ntropy_provider.io.transactions_source import SourceRow
+from ntropy_provider.io.source_rows import SourceRow
 from ntropy_provider.utils.storage import as_storage_path, local_path
 
 

@@ -34,7 +34,8 @@ from ntropy_provider.exceptions import (
 from ntropy_provider.hooks.connection import DEFAULT_CONN_ID
 from ntropy_provider.io.dataframe_source import is_dataframe, pandas_needed_for
 from ntropy_provider.io.rejects import RejectsWriter
-from ntropy_provider.io.transactions_source import SourceRow, describe_source, iter_rows
+from ntropy_provider.io.source_rows import SourceRow
+from ntropy_provider.io.transactions_source import describe_source, iter_rows
 from ntropy_provider.progress import check_poll_intervals
 from ntropy_provider.submission.credit_guard import (
     check_credits,

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from ntropy_provider.api.transaction_input import FieldError
 from ntropy_provider.exceptions import DuplicateIdError
-from ntropy_provider.io.transactions_source import SourceRow, _json_safe
+from ntropy_provider.io.source_rows import SourceRow, json_safe
 
 if TYPE_CHECKING:
     from ntropy_provider.io.rejects import RejectsWriter
@@ -48,7 +48,7 @@ def duplicate_row(source_row: SourceRow, first_row: int) -> SourceRow:
         f"{DUPLICATE_ID_REASON}: the same id as input row {first_row}, which is sent once",
         repr(transaction.get("id"))[:40],
     )
-    return SourceRow(source_row.row, transaction, errors=[error], raw=_json_safe(transaction))
+    return SourceRow(source_row.row, transaction, errors=[error], raw=json_safe(transaction))
 
 
 class DuplicateIdFilter:

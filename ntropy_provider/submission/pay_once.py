@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from ntropy_provider.io.transactions_source import SourceRow
+from ntropy_provider.io.source_rows import SourceRow
 from ntropy_provider.submission.dedupe import DuplicateIdFilter
 from ntropy_provider.submission.skip_enriched import SkipEnrichedFilter, as_locations, load_enriched_ids
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from ntropy_provider.exceptions import InputChangedError
 from ntropy_provider.io.rejects import RejectsWriter
-from ntropy_provider.io.transactions_source import SourceRow
+from ntropy_provider.io.source_rows import SourceRow
 from ntropy_provider.submission.chunks import Chunk, cut_chunks
 
 #: Invalid rows a scan keeps to show when they are not quarantined (the rest are only counted).

@@ -30,7 +30,7 @@ from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from ntropy_provider.exceptions import EnrichedOutputError
-from ntropy_provider.io.transactions_source import SourceRow
+from ntropy_provider.io.source_rows import SourceRow
 from ntropy_provider.results.layout import DATA_FILE_NAME, OK_DATASET
 from ntropy_provider.utils.storage import as_storage_path
 

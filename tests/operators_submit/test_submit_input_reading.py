@@ -12,11 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from ntropy_provider.io.rejects import RejectsWriter
-from ntropy_provider.io.transactions_source import (
-    detect_format,
-    flatten_location,
-    iter_rows,
-)
+from ntropy_provider.io.source_rows import flatten_location
+from ntropy_provider.io.transactions_source import detect_format, iter_rows
 from ntropy_provider.submission.plan import Fingerprint
 
 GOOD = {

@@ -17,7 +17,7 @@ from airflow.sdk import Asset, AssetAlias, ObjectStoragePath
 from airflow.sdk.execution_time.context import OutletEventAccessors
 
 from ntropy_provider.api.models import Batch
-from ntropy_provider.io.transactions_source import flatten_location
+from ntropy_provider.io.source_rows import flatten_location
 from ntropy_provider.operators.results_to_parquet import BatchesNotCompletedError, ResultsToParquetOperator
 from ntropy_provider.results.datasets import DATA_FILE_NAME, RowCountMismatchError, read_schema_version
 from ntropy_provider.results.input_join import InputJoinError
