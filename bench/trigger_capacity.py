@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import os
 from typing import Any
 
-from bench._common import API_KEY, emulator_process, free_port
-from bench.trigger_loop_lag import measure
+from bench._common import emulator_process
+from bench.trigger_loop_lag import measure, trigger_bench_setup
 
 
 def main() -> int:
@@ -39,20 +37,11 @@ def main() -> int:
     args = parser.parse_args()
     counts = [int(c) for c in args.counts.split(",")]
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    os.environ["AIRFLOW_CONN_NTROPY_DEFAULT"] = json.dumps(
-        {"conn_type": "ntropy", "host": url, "password": API_KEY}
-    )
+    port, url, options = trigger_bench_setup(args)
     from ntropy_provider.triggers.batch import BatchTrigger
 
-    logging.getLogger("ntropy_provider").setLevel(logging.WARNING)
-    logging.getLogger("airflow").setLevel(logging.WARNING)
-    speed = ("--items-per-second", str(args.items_per_second), "--latency-ms", str(args.latency_ms))
-    # One triggerer serves many keys: the per-key limits (10 open batches) would cap the count measured.
-    speed += ("--limits", "off", "--endpoint-limits", "off")
     results: dict[int, dict[str, Any]] = {}
-    with emulator_process(*speed, port=port, quiet=True):
+    with emulator_process(*options, port=port, quiet=True):
         for count in counts:
             args.batches = count
             result = measure(

@@ -182,6 +182,25 @@ def simulated_polls(duration: float, *, minimum: float, maximum: float) -> int:
         now += interval
 
 
+def trigger_bench_setup(args: argparse.Namespace) -> tuple[int, str, tuple[str, ...]]:
+    """The emulator's port, URL and options for a triggers benchmark, and the connection pointing at it.
+
+    One triggerer serves many keys, so the emulator's per-key limits are off: its 10 open batches per key
+    would cap the number of triggers measured (each waits for a batch of its own).
+
+    :param args: the parsed arguments (``items_per_second``, ``latency_ms``).
+    """
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    os.environ["AIRFLOW_CONN_NTROPY_DEFAULT"] = json.dumps(
+        {"conn_type": "ntropy", "host": url, "password": API_KEY}
+    )
+    logging.getLogger("ntropy_provider").setLevel(logging.WARNING)
+    logging.getLogger("airflow").setLevel(logging.WARNING)
+    options = ("--items-per-second", str(args.items_per_second), "--latency-ms", str(args.latency_ms))
+    return port, url, (*options, "--limits", "off", "--endpoint-limits", "off")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--batches", type=int, default=500)
@@ -193,17 +212,10 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     args = parser.parse_args()
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    os.environ["AIRFLOW_CONN_NTROPY_DEFAULT"] = json.dumps(
-        {"conn_type": "ntropy", "host": url, "password": API_KEY}
-    )
+    port, url, options = trigger_bench_setup(args)
     from ntropy_provider.triggers.batch import BatchTrigger
 
-    logging.getLogger("ntropy_provider").setLevel(logging.WARNING)
-    logging.getLogger("airflow").setLevel(logging.WARNING)
-    speed = ("--items-per-second", str(args.items_per_second), "--latency-ms", str(args.latency_ms))
-    with emulator_process(*speed, port=port, quiet=True):
+    with emulator_process(*options, port=port, quiet=True):
         ours = measure(
             url,
             args,
