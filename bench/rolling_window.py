@@ -214,7 +214,15 @@ def run_backfill(url: str, n: int, refill: float, input_path: str, scale: float)
     with ThreadPoolExecutor(max_workers=BACKFILL_DAYS) as pool:
         futures = [
             pool.submit(
-                _drive_operator, _operator(day, scale, max_open_batches=window, max_concurrency=1), scale
+                _drive_operator,
+                _operator(
+                    day,
+                    scale,
+                    max_open_batches=window,
+                    max_concurrency=1,
+                    credit_share=1 / BACKFILL_DAYS,  # ntropy_backfill's CREDIT_SHARE_PER_DAY
+                ),
+                scale,
             )
             for day in days
         ]

@@ -22,6 +22,9 @@ DAYS_IN_FLIGHT = 5
 #: ... and the most batches of one day in progress at once (its rolling window): together at most
 #: DAYS_IN_FLIGHT x WINDOW_PER_DAY batches in progress, the key's cap (10 unless Ntropy raised it).
 WINDOW_PER_DAY = DEFAULT_MAX_OPEN_BATCHES // DAYS_IN_FLIGHT
+#: ... and the part of the key's credits (refill, and the bucket it starts from) one day counts as its
+#: own: the days in flight split the credits as they split the batches in progress.
+CREDIT_SHARE_PER_DAY = 1 / DAYS_IN_FLIGHT
 #: Days whose results are written at once (CPU and memory bound: one batch in memory per task).
 DAYS_WRITING = 2
 log = logging.getLogger(__name__)
@@ -60,11 +63,13 @@ its batches in progress, submits the next chunk when one ends, and defers to the
 it has to wait; at most `DAYS_IN_FLIGHT` (5) days run or wait at once (`max_active_tis_per_dag` counts
 deferred tasks). Size them so that **`DAYS_IN_FLIGHT x WINDOW_PER_DAY <= max_open_batches`** of the key,
 minus what other DAGs using the key need: days of one batch (up to 24,960 rows) are best served by 10
-days x 1; big days by fewer days with a larger window (2 x 5). Credits need no sizing: the days share
-the bucket, each paces itself to an estimate of it, and when the server answers 429 (the bucket is
-shared, or another client took a batch slot) the day only waits: its estimate is emptied and the share
-of the refill it counts as its own halves (growing back with each accepted POST), or its window shrinks
-to what the server accepted and grows back as its batches end. A 429 never fails a task. The
+days x 1; big days by fewer days with a larger window (2 x 5). Credits are split the same way: each
+day counts `CREDIT_SHARE_PER_DAY` (1 / `DAYS_IN_FLIGHT`) of the key's refill as its own and starts
+from that part of a full bucket (`credit_share`), so that the days' first bursts fit the bucket
+together instead of five full-bucket bursts drawing 429s. When the server still answers 429 (another
+client spends credits, or took a batch slot) the day only waits: its estimate is emptied and its share
+halves (growing back with each accepted POST, up to `CREDIT_SHARE_PER_DAY`), or its window shrinks to
+what the server accepted and grows back as its batches end. A 429 never fails a task. The
 credit refill bounds the whole range: 1M rows need ~15 minutes of credits at 1,000/s, whatever the
 sizing.
 
@@ -172,6 +177,7 @@ with DAG(
         priority="{{ params.priority }}",
         max_concurrency=1,
         max_open_batches=WINDOW_PER_DAY,
+        credit_share=CREDIT_SHARE_PER_DAY,
         wait_for_completion=True,
         deferrable=True,
         poll_interval=5,

@@ -51,6 +51,7 @@ from ntropy_provider.submission.ledger import (
     StateStore,
     SubmissionLedger,
 )
+from ntropy_provider.submission.pacing import check_credit_share
 from ntropy_provider.submission.pay_once import PayOnce
 from ntropy_provider.submission.plan import ScanResult, iter_planned_chunks, scan
 from ntropy_provider.submission.window import WAIT_CREDITS, HookBatches, SubmissionWindow, hearing_429s
@@ -146,6 +147,11 @@ class SubmitBatchOperator(BaseOperator):
     :param max_open_batches: the most of this task's batches in progress at once: the rolling window
         (default: the connection's ``max_open_batches`` extra, the key's cap, 10 unless raised). Lower
         it when several tasks share the key (e.g. backfill days). At least 1.
+    :param credit_share: the most of the key's credit refill this task counts as its own, and the part
+        of a full bucket it starts from (``0 < credit_share <= 1``; default 1: alone on the key). Tasks
+        that share a key at once split it, as they split ``max_open_batches``: five backfill days each
+        take ``0.2``, so that their first bursts fit the bucket together; a 429 for credits still halves
+        a task's share, and accepted POSTs grow it back up to this. Checked when the DAG is parsed.
     :param api_limits: the key's limits (an :class:`~ntropy_provider.api.limits.ApiLimits`, or a dict
         of its fields), instead of the connection's extras; checked when the DAG is parsed.
     :param min_defer_wait: a deferrable task defers to the triggerer between windows only when the
@@ -208,6 +214,7 @@ class SubmitBatchOperator(BaseOperator):
         rejects_path: Any = None,
         max_concurrency: int = 4,
         max_open_batches: int | None = None,
+        credit_share: float = 1.0,
         api_limits: ApiLimits | dict[str, Any] | None = None,
         min_defer_wait: float = 30.0,
         wait_for_completion: bool = False,
@@ -246,6 +253,7 @@ class SubmitBatchOperator(BaseOperator):
             or max_open_batches < 1
         ):
             raise ValueError(f"max_open_batches: expected an integer >= 1, got {max_open_batches!r}")
+        check_credit_share(credit_share)
         if isinstance(api_limits, dict):
             api_limits = ApiLimits.from_extras(api_limits, where="api_limits")
         if api_limits is not None:
@@ -268,6 +276,7 @@ class SubmitBatchOperator(BaseOperator):
         self.rejects_path = rejects_path
         self.max_concurrency = max_concurrency
         self.max_open_batches = max_open_batches
+        self.credit_share = credit_share
         self.api_limits = api_limits
         self.min_defer_wait = min_defer_wait
         self.wait_for_completion = wait_for_completion
@@ -503,12 +512,14 @@ class SubmitBatchOperator(BaseOperator):
             deadline=None if deadline is None else time.monotonic() + (deadline - time.time()),
             total_rows=plan.valid,
             total_chunks=len(plan.chunks),
+            credit_share=self.credit_share,
         )
         if pausable and self.deferrable:
             # Deferred while credits refill, wake for a burst of chunks, early enough that the bucket
             # is not yet full when the task is back (a deferral costs about min_defer_wait).
-            margin = limits.credit_refill_per_second * self.min_defer_wait
-            window.burst_credits = max(self.chunk_size, int(limits.credit_capacity - margin))
+            margin = limits.credit_refill_per_second * self.credit_share * self.min_defer_wait
+            own_bucket = limits.credit_capacity * self.credit_share
+            window.burst_credits = max(self.chunk_size, int(own_bucket - margin))
         _restore_window(window, window_state or {})
         window.chunks_sent = sum(1 for s in states.values() if s.batch_id)
         window.stats.rows_sent = sum(s.size for s in states.values() if s.batch_id)

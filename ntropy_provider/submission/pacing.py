@@ -38,21 +38,44 @@ REFILL_SHARE_STEP = 0.05
 DEFAULT_RATE_LIMIT_PAUSE = 1.0
 
 
+def check_credit_share(share: float) -> None:
+    """Refuse a share of the key's credits that pacing cannot work with.
+
+    :param share: the fraction of the key's bucket and refill a task counts as its own.
+    :raises ValueError: unless ``0 < share <= 1``.
+    """
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1:
+        raise ValueError(f"credit_share: expected a number > 0 and <= 1, got {share!r}")
+
+
 class CreditEstimate:
     """A client-side estimate of the key's credit bucket (one credit per transaction).
 
     :param limits: the key's capacity and refill rate.
     :param clock: the monotonic clock.
+    :param share: the most of the key's refill this task counts as its own, and of the bucket it starts
+        from (1: alone on the key; tasks that know they share it, e.g. the days of a backfill, split it).
     """
 
-    def __init__(self, limits: ApiLimits, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, limits: ApiLimits, clock: Callable[[], float] = time.monotonic, share: float = 1.0
+    ) -> None:
+        check_credit_share(share)
         self.capacity = float(limits.credit_capacity)
         self.refill = float(limits.credit_refill_per_second)
-        #: The share of the refill this task counts as its own (1: it is alone on the key).
-        self.share = 1.0
+        #: The most of the refill this task may count as its own (additive increase stops there).
+        self.max_share = float(share)
+        #: The share of the refill this task counts as its own now (halved by a 429 for credits).
+        self.share = self.max_share
         self._clock = clock
-        self._level = self.capacity
+        # A task that shares the key starts from its part of a full bucket, not the whole of it: five
+        # backfill days each starting from 100,000 credits would send five bursts the bucket cannot hold.
+        self._level = self.capacity * self.max_share
         self._at = clock()
+
+    @property
+    def _min_share(self) -> float:
+        return min(MIN_REFILL_SHARE, self.max_share)
 
     def level(self) -> float:
         """The credits the bucket is estimated to hold now."""
@@ -95,7 +118,7 @@ class CreditEstimate:
     def accepted(self) -> None:
         """A POST was accepted: the task's share of the refill grows back a little."""
         self.level()
-        self.share = min(1.0, self.share + REFILL_SHARE_STEP)
+        self.share = min(self.max_share, self.share + REFILL_SHARE_STEP)
 
     def snapshot(self) -> list[float]:
         """The estimate as ``[level, unix_time, share]``, to be kept across a deferral (a new process's
@@ -112,7 +135,7 @@ class CreditEstimate:
         """
         level, at = float(snapshot[0]), float(snapshot[1])
         if len(snapshot) > 2:
-            self.share = min(1.0, max(MIN_REFILL_SHARE, float(snapshot[2])))
+            self.share = min(self.max_share, max(self._min_share, float(snapshot[2])))
         elapsed = max(0.0, (time.time() if now is None else now) - at)
         self._level = min(self.capacity, level + elapsed * self.refill * self.share)
         self._at = self._clock()
@@ -125,7 +148,7 @@ class CreditEstimate:
         """
         self.level()
         self._level = min(self._level, -float(owed))
-        self.share = max(MIN_REFILL_SHARE, self.share / 2)
+        self.share = max(self._min_share, self.share / 2)
 
 
 class AdaptiveWindow:

@@ -194,6 +194,8 @@ class SubmissionWindow:
     :param total_chunks: chunks the whole input makes, for the progress line (``None``: unknown).
     :param rows_done_before: rows in batches sent earlier (earlier tries or windows) and already ended.
     :param clock: the monotonic clock.
+    :param credit_share: the most of the key's credit refill (and of its bucket, to start from) this
+        submission counts as its own (see :class:`~ntropy_provider.submission.pacing.CreditEstimate`).
     """
 
     def __init__(
@@ -208,6 +210,7 @@ class SubmissionWindow:
         total_rows: int | None = None,
         total_chunks: int | None = None,
         clock: Callable[[], float] = time.monotonic,
+        credit_share: float = 1.0,
     ) -> None:
         if not 1 <= max_concurrency <= MAX_CONCURRENT_OPERATIONS:
             raise ValueError(
@@ -223,7 +226,7 @@ class SubmissionWindow:
         self.clock = clock
         ceiling = max_open_batches or (limits.max_open_batches if limits else None)
         self.window = AdaptiveWindow(ceiling) if ceiling is not None and limits is not None else None
-        self.credits = CreditEstimate(limits, clock) if limits is not None else None
+        self.credits = CreditEstimate(limits, clock, credit_share) if limits is not None else None
         self.open: dict[str, BatchProgress] = {}
         self.stats = WindowStats()
         self.rows_done = 0

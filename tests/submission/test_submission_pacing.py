@@ -67,6 +67,28 @@ def test_tasks_sharing_a_key_settle_on_shares_of_the_refill() -> None:
     assert resumed.share == pytest.approx(0.1), "kept across a deferral"
 
 
+def test_a_task_sharing_the_key_starts_from_its_part_and_never_counts_more() -> None:
+    clock = Clock()
+    limits = ApiLimits(credit_capacity=1_000, credit_refill_per_second=100)
+    credits = CreditEstimate(limits, clock, share=0.25)
+    assert credits.level() == pytest.approx(250), "its part of a full bucket, not the whole"
+    assert credits.seconds_until(350) == pytest.approx(4.0), "refilled at its part of the rate"
+    for _ in range(40):
+        credits.accepted()
+    assert credits.share == pytest.approx(0.25), "accepted POSTs grow it back only up to its part"
+    credits.drain()
+    assert credits.share == pytest.approx(0.125)
+    resumed = CreditEstimate(limits, Clock(), share=0.25)
+    resumed.restore([0.0, 0.0, 1.0], now=0.0)
+    assert resumed.share == pytest.approx(0.25), "a snapshot never lifts it above its part"
+
+
+@pytest.mark.parametrize("share", [0, -0.5, 1.5, True, "0.2"])
+def test_a_credit_share_outside_0_to_1_is_refused_when_the_dag_is_parsed(share: object) -> None:
+    with pytest.raises(ValueError, match="credit_share"):
+        SubmitBatchOperator(task_id="s", items=[], credit_share=share)  # type: ignore[arg-type]
+
+
 def test_window_shrinks_to_what_the_server_accepted_and_grows_back_by_one() -> None:
     window = AdaptiveWindow(10)
     window.refused(open_batches=4)
