@@ -1,8 +1,9 @@
 """SubmitBatchOperator: validate transactions, submit them as Ntropy batches, never twice.
 
 The operator orchestrates; the submission itself lives in :mod:`ntropy_provider.submission` (the
-input's chunk plan, the crash-safe ledger of what each chunk became, the engine that sends), and its
-failures in :mod:`ntropy_provider.exceptions`.
+input's chunk plan, the crash-safe ledger of what each chunk became, the rolling window that sends and
+its state across deferrals), the wait for completion in :mod:`ntropy_provider.operators._completion`,
+and its failures in :mod:`ntropy_provider.exceptions`.
 """
 
 from __future__ import annotations
@@ -22,11 +23,9 @@ from ntropy_provider.api.wire import (
     OPERATIONS,
     PRIORITIES,
     TRANSACTIONS_OPERATION,
-    BatchStatus,
 )
 from ntropy_provider.compat import add_callback, forgets_after_success, task_state_store
 from ntropy_provider.exceptions import (
-    BatchesInErrorError,
     InvalidInputError,
     NtropySubmitError,
     NtropyTimeoutError,
@@ -36,6 +35,7 @@ from ntropy_provider.io.dataframe_source import is_dataframe, pandas_needed_for
 from ntropy_provider.io.rejects import RejectsWriter
 from ntropy_provider.io.source_rows import SourceRow
 from ntropy_provider.io.transactions_source import describe_source, iter_rows
+from ntropy_provider.operators._completion import CompletionWaitMixin
 from ntropy_provider.progress import check_poll_intervals
 from ntropy_provider.submission.credit_guard import (
     check_credits,
@@ -54,8 +54,8 @@ from ntropy_provider.submission.ledger import (
 from ntropy_provider.submission.pacing import check_credit_share
 from ntropy_provider.submission.pay_once import PayOnce
 from ntropy_provider.submission.plan import ScanResult, iter_planned_chunks, scan
-from ntropy_provider.submission.window import WAIT_CREDITS, HookBatches, SubmissionWindow, hearing_429s
-from ntropy_provider.triggers.batch import BatchTrigger
+from ntropy_provider.submission.window import WAIT_CREDITS, hearing_429s
+from ntropy_provider.submission.window_state import deferral_burst, resume_window, save_window, without_ended
 from ntropy_provider.triggers.window import SubmissionWindowTrigger
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ if TYPE_CHECKING:
 ON_INVALID_MODES: tuple[str, ...] = ("fail", "quarantine")
 
 
-class SubmitBatchOperator(BaseOperator):
+class SubmitBatchOperator(CompletionWaitMixin, BaseOperator):
     """Validate transactions, cut them into batches and submit them to Ntropy, never twice.
 
     The input (``items``) is read lazily (a list, a pandas DataFrame, or a Parquet / CSV / JSON Lines
@@ -503,8 +503,11 @@ class SubmitBatchOperator(BaseOperator):
         check_chunk_fits(self.chunk_size, limits)
         first = min(send)
         skip = frozenset(i for i in range(first, len(plan.chunks)) if i not in send)
-        window = SubmissionWindow(
-            HookBatches(hook),
+        deferring = pausable and self.deferrable
+        window = resume_window(
+            hook,
+            states,
+            window_state,
             limits=limits,
             max_open_batches=self.max_open_batches,
             max_concurrency=self.max_concurrency,
@@ -513,23 +516,15 @@ class SubmitBatchOperator(BaseOperator):
             total_rows=plan.valid,
             total_chunks=len(plan.chunks),
             credit_share=self.credit_share,
+            burst_credits=deferral_burst(
+                limits,
+                credit_share=self.credit_share,
+                min_defer_wait=self.min_defer_wait,
+                chunk_size=self.chunk_size,
+            )
+            if deferring
+            else None,
         )
-        if pausable and self.deferrable:
-            # Deferred while credits refill, wake for a burst of chunks, early enough that the bucket
-            # is not yet full when the task is back (a deferral costs about min_defer_wait).
-            margin = limits.credit_refill_per_second * self.credit_share * self.min_defer_wait
-            own_bucket = limits.credit_capacity * self.credit_share
-            window.burst_credits = max(self.chunk_size, int(own_bucket - margin))
-        _restore_window(window, window_state or {})
-        window.chunks_sent = sum(1 for s in states.values() if s.batch_id)
-        window.stats.rows_sent = sum(s.size for s in states.values() if s.batch_id)
-        # Batches sent before (an earlier window or try) hold slots until they are seen ending.
-        open_before = (window_state or {}).get("open")
-        if open_before is None:
-            open_before = [s.batch_id for s in states.values() if s.batch_id]
-        sizes = {s.batch_id: s.size for s in states.values() if s.batch_id}
-        window.adopt({batch_id: sizes.get(batch_id, 0) for batch_id in open_before})
-        window.rows_done = window.stats.rows_sent - sum(sizes.get(i, 0) for i in open_before)
 
         def before_submit(index: int, size: int) -> None:
             self.record_intent(ledger, index, states[index])
@@ -538,7 +533,7 @@ class SubmitBatchOperator(BaseOperator):
             self.record_submitted(ledger, index, states[index], batch)
 
         def pause(seconds: float, waiting_for: str) -> bool:
-            return pausable and self.deferrable and seconds >= self.min_defer_wait
+            return deferring and seconds >= self.min_defer_wait
 
         self.log.info(
             "Submitting %d chunk(s) of %d (%d already sent), from input row %d; at most %d batch(es) in "
@@ -571,11 +566,7 @@ class SubmitBatchOperator(BaseOperator):
             plan,
             deadline=deadline,
             summary=summary,
-            window={
-                "open": outcome.open_batch_ids,
-                "size": window.window.size if window.window else None,
-                "credits": window.credits.snapshot() if window.credits else None,
-            },
+            window=save_window(window, outcome),
         )
         self.log.info(
             "Deferring until %s (about %.0f s): %d chunk(s) left to send",
@@ -656,9 +647,7 @@ class SubmitBatchOperator(BaseOperator):
         states = ledger.states_of(plan)
         hook = self.get_hook()
         self._reconcile(hook, ledger, states)  # nothing to do unless a POST's outcome went unrecorded
-        ended = set(event.get("ended_batch_ids") or [])
-        if "open" in window_state:
-            window_state = {**window_state, "open": [i for i in window_state["open"] if i not in ended]}
+        window_state = without_ended(window_state, set(event.get("ended_batch_ids") or []))
         send = {i for i, s in states.items() if not s.batch_id}
         self._send(
             hook,
@@ -687,207 +676,12 @@ class SubmitBatchOperator(BaseOperator):
             "replaced_batch_ids": replaced,
         }
 
-    # ----------------------------------------------------------------------------------------------
-    # Waiting and resubmitting errored batches
-    # ----------------------------------------------------------------------------------------------
-    def _wait(self, hook: Any, batch_ids: list[str], *, timeout: float | None, purpose: str) -> list[Batch]:
-        """Poll (sync) until every batch ended; the batches in the order given."""
-        return hook.wait_for_batches(
-            batch_ids,
-            poll_interval=self.poll_interval,
-            timeout=timeout,
-            max_poll_interval=self.max_poll_interval,
-            purpose=purpose,
-        )
-
-    def _resubmit_errored(self, context: Context, errored: list[str]) -> bool:
-        """Resubmit the chunks whose batch is in ``errored``, within the budget.
-
-        :return: whether anything was resubmitted.
-        :raises BatchesInErrorError: naming every batch that stays in error when the budget is spent.
-        """
-        plan = self.scan()
-        ledger = self._ledger(context)
-        states = self._load_states(ledger, plan)
-        hook = self.get_hook()
-        self._reconcile(hook, ledger, states)
-        by_batch = {s.batch_id: i for i, s in states.items()}
-        retry: set[int] = set()
-        stuck: list[str] = []
-        for batch_id in errored:
-            index = by_batch.get(batch_id)
-            if index is None:
-                continue  # already replaced by an earlier try
-            if states[index].attempt < self.max_batch_error_retries:
-                retry.add(index)
-            else:
-                stuck.append(batch_id)
-        if stuck:
-            # The task fails: the others are not resubmitted (nothing would collect them), but they are
-            # in error too, and the message names every batch in error.
-            others = [str(states[i].batch_id) for i in sorted(retry)]
-            raise BatchesInErrorError(
-                f"{len(stuck)} batch(es) ended in error after {self.max_batch_error_retries} "
-                f"resubmission(s): {', '.join(stuck)}"
-                + (
-                    f"; {len(others)} more in error, not resubmitted because the task fails: "
-                    f"{', '.join(others)}"
-                    if others
-                    else ""
-                )
-            )
-        for index in sorted(retry):
-            state = states[index]
-            self.log.warning(
-                "Chunk %d: batch %s ended in error; resubmitting (attempt %d of %d)",
-                index,
-                state.batch_id,
-                state.attempt + 1,
-                self.max_batch_error_retries,
-            )
-            ledger.record_replaced(index, state)
-        summary = self._ledger(context).load_wait()[0]
-        self._send(hook, ledger, plan, states, retry, deadline=None, summary=summary, pausable=False)
-        return bool(retry)
-
-    def _current_result(self, context: Context, summary: dict[str, Any]) -> dict[str, Any]:
-        return self._result(self._ledger(context).recorded(), summary)
-
     def execute(self, context: Context) -> dict[str, Any]:
         """Submit through the rolling window (deferring between windows when deferrable); with
         ``wait_for_completion``, wait (deferred or polling) and resubmit errored batches."""
         deadline = None if self.timeout is None else time.time() + self.timeout
         result = self.submit(context, deadline)
         return self._after_submit(context, result, deadline)
-
-    def _after_submit(
-        self, context: Context, result: dict[str, Any], deadline: float | None
-    ) -> dict[str, Any]:
-        if not self.wait_for_completion or not result["batch_ids"]:
-            return self._report_credits(result)
-        summary = {k: v for k, v in result.items() if k not in ("batch_ids", "credits", "replaced_batch_ids")}
-        if self.deferrable:
-            return self._defer_or_finish(context, result, deadline, summary)
-        while True:
-            remaining = None if deadline is None else max(0.0, deadline - time.time())
-            batches = self._wait(self.get_hook(), result["batch_ids"], timeout=remaining, purpose="complete")
-            errored = [b.id for b in batches if b.status == "error"]
-            if not errored:
-                return self._report_credits(result)
-            self._resubmit_errored(context, errored)
-            result = self._current_result(context, summary)
-
-    def _report_credits(self, result: dict[str, Any]) -> dict[str, Any]:
-        """Log what the run spent (the XCom holds it too); the result, unchanged."""
-        if not result.get("dry_run"):
-            self.log.info(
-                "Credits spent by this run: %d (%d transaction(s) sent in %d batch(es), %d resubmitted); "
-                "%d rejected, %d already enriched and skipped, of %d input row(s)",
-                result.get("credits", 0),
-                result.get("total", 0),
-                len(result.get("batch_ids") or []),
-                len(result.get("replaced_batch_ids") or {}),
-                result.get("rejected", 0),
-                result.get("skipped", 0),
-                result.get("input_rows", 0),
-            )
-        return result
-
-    def _defer_or_finish(
-        self, context: Context, result: dict[str, Any], deadline: float | None, summary: dict[str, Any]
-    ) -> dict[str, Any]:
-        # One check before deferring: batches that already ended need no triggerer round trip. One list
-        # request of the key's batches in progress says whether any is still running (then the task
-        # defers at once); only when none is are they fetched one by one, to find the errored ones.
-        hook = self.get_hook()
-        ids = set(result["batch_ids"])
-        running = not self._ended_soon(hook, ids)
-        batches = [] if running else [hook.get_batch(i) for i in result["batch_ids"]]
-        if not running and all(b.is_terminal for b in batches):
-            errored = [b.id for b in batches if b.status == "error"]
-            if not errored:
-                return self._report_credits(result)
-            self._resubmit_errored(context, errored)
-            result = self._current_result(context, summary)
-        # The deadline and counts travel both as method kwargs (the triggerer keeps them) and in the
-        # state store (dag.test() drops method kwargs on resume).
-        self._ledger(context).save_wait(deadline, summary)
-        self.defer(
-            trigger=BatchTrigger(
-                batch_ids=result["batch_ids"],
-                ntropy_conn_id=self.ntropy_conn_id,
-                poll_interval=self.poll_interval,
-                max_poll_interval=self.max_poll_interval,
-                deadline=deadline,
-            ),
-            method_name="execute_complete",
-            kwargs={"deadline": deadline, "summary": summary},
-        )
-        raise AssertionError("unreachable: defer() raises")  # pragma: no cover
-
-    def _ended_soon(self, hook: Any, ids: set[str]) -> bool:
-        """Whether none of ``ids`` is in progress, having waited here (not deferred) for the ones expected
-        to end within ``min_defer_wait``. One list request per look.
-
-        A deferral costs seconds of scheduling, and a trigger that fires seconds after the deferral races
-        the scheduler (Airflow can take the late exit of the deferring process for a task killed
-        externally, and retry it). When the submission could not tell when its batches end, two looks a
-        moment apart tell their speed.
-        """
-        expected = self._expected_end
-        until = time.monotonic() + self.min_defer_wait
-        seen: dict[str, tuple[float, int]] = {}
-        while True:
-            now = time.monotonic()
-            running = {b.id: b for b in hook.list_batches(status=BatchStatus.PROCESSING.value) if b.id in ids}
-            if not running:
-                return True
-            if expected is None and seen and set(running) <= set(seen):
-                speeds = {i: (b.progress - seen[i][1]) / (now - seen[i][0]) for i, b in running.items()}
-                if min(speeds.values()) > 0:
-                    expected = max((b.total - b.progress) / speeds[i] for i, b in running.items())
-            left = until - now
-            if left <= 0 or (expected is not None and expected >= left):
-                return False  # not within min_defer_wait: the triggerer waits, not a worker
-            seen = {i: (now, b.progress) for i, b in running.items()}
-            time.sleep(min(1.0, self.poll_interval, left))
-
-    def execute_complete(
-        self,
-        context: Context,
-        event: dict[str, Any],
-        deadline: float | None = None,
-        summary: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        """Resume after the trigger fired: succeed, resubmit errored batches and wait again, or fail.
-
-        :param context: the task context.
-        :param event: the BatchTrigger's event payload.
-        :param deadline: the absolute deadline of the wait (Unix time), carried across deferrals.
-        :param summary: the counts of the submission, carried across deferrals.
-        """
-        if summary is None:
-            summary, deadline = self._ledger(context).load_wait()
-        status = event.get("status")
-        self.log.info("%s", event.get("message"))
-        if status == "success":
-            return self._report_credits(self._current_result(context, summary))
-        if status == "timeout":
-            raise NtropyTimeoutError(event.get("message"))
-        if event.get("termination_reason") != "batch_error":
-            raise NtropySubmitError(event.get("message"))
-        self._resubmit_errored(context, list(event.get("errored_batch_ids") or []))
-        result = self._current_result(context, summary)
-        return self._defer_or_finish(context, result, deadline, summary)
-
-
-def _restore_window(window: SubmissionWindow, state: dict[str, Any]) -> None:
-    """Go on with what the window knew when it deferred: its size (shrunk by a 429, growing back) and
-    the credit estimate (what was left plus the refill since, not a full bucket)."""
-    if state.get("size") and window.window is not None:
-        window.window.size = max(1, min(window.window.ceiling, int(state["size"])))
-    if state.get("credits") and window.credits is not None:
-        window.credits.restore(state["credits"])
 
 
 def _is_template(value: Any) -> bool:
