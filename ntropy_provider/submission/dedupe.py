@@ -101,11 +101,14 @@ class DuplicateIdFilter:
             hashes = hash_ids([r.transaction["id"] for r in valid])  # type: ignore[index]
             row_numbers = np.fromiter((r.row for r in valid), np.int64, len(valid))
             # Earlier blocks first, then the block itself: its first row of each hash wins.
-            firsts = index.first_rows(hashes)
+            seen_before = index.first_rows(hashes)
             unique, first_position, inverse = np.unique(hashes, return_index=True, return_inverse=True)
             in_block_first = row_numbers[first_position][inverse]
-            firsts = np.where(firsts > 0, firsts, np.where(in_block_first < row_numbers, in_block_first, 0))
-            new = index.first_rows(unique) == 0
+            firsts = np.where(
+                seen_before > 0, seen_before, np.where(in_block_first < row_numbers, in_block_first, 0)
+            )
+            # A hash is new when its first position in the block was not seen before (one lookup).
+            new = seen_before[first_position] == 0
             index.add(unique[new], row_numbers[first_position][new])
             repeated = np.flatnonzero(firsts)
             if not repeated.size:

@@ -19,6 +19,7 @@ from ntropy_provider.exceptions import InputChangedError
 from ntropy_provider.io.rejects import RejectsWriter
 from ntropy_provider.io.source_rows import SourceRow
 from ntropy_provider.submission.chunks import Chunk, cut_chunks
+from ntropy_provider.utils.gc_pause import gc_paused
 
 #: Invalid rows a scan keeps to show when they are not quarantined (the rest are only counted).
 SHOWN_INVALID_ROWS = 10
@@ -42,6 +43,17 @@ class Fingerprint:
         self._digest.update(text.encode("utf-8", "surrogateescape"))
         self._digest.update(b"\x1f")
         self.size += 1
+
+    def add_many(self, transaction_ids: list[Any]) -> None:
+        """Add the next transaction ids at once (the same fingerprint as adding them one by one).
+
+        :param transaction_ids: the ids, in order.
+        """
+        if not transaction_ids:
+            return
+        texts = (t if isinstance(t, str) else repr(t) for t in transaction_ids)
+        self._digest.update(b"\x1f".join(t.encode("utf-8", "surrogateescape") for t in texts) + b"\x1f")
+        self.size += len(transaction_ids)
 
     def hexdigest(self) -> str:
         """The fingerprint, 32 hex characters."""
@@ -117,30 +129,35 @@ def scan(rows: Iterable[SourceRow], *, chunk_size: int, rejects: RejectsWriter |
         :attr:`ScanResult.first_invalid` instead.
     """
     result = ScanResult()
-    current = Fingerprint()
+    ids: list[Any] = []  # the current chunk's transaction ids, fingerprinted at once when it closes
     first_row = 0
 
     def close_chunk() -> None:
-        nonlocal current
-        result.chunks.append(ChunkPlan(len(result.chunks), current.size, current.hexdigest(), first_row))
-        current = Fingerprint()
+        fingerprint = Fingerprint()
+        fingerprint.add_many(ids)
+        result.chunks.append(
+            ChunkPlan(len(result.chunks), fingerprint.size, fingerprint.hexdigest(), first_row)
+        )
+        ids.clear()
 
-    for source_row in rows:
-        result.rows += 1
-        if not source_row.valid:
-            result.rejected += 1
-            if rejects is not None:
-                rejects.write(source_row)
-            elif len(result.first_invalid) < SHOWN_INVALID_ROWS:
-                result.first_invalid.append(source_row)
-            continue
-        result.valid += 1
-        if not current.size:
-            first_row = source_row.row
-        current.add(source_row.transaction["id"])  # type: ignore[index]
-        if current.size == chunk_size:
-            close_chunk()
-    if current.size:
+    # The rows (and the pay-once filters' blocks of them) are read inside this loop: see gc_pause.
+    with gc_paused():
+        for source_row in rows:
+            result.rows += 1
+            if not source_row.valid:
+                result.rejected += 1
+                if rejects is not None:
+                    rejects.write(source_row)
+                elif len(result.first_invalid) < SHOWN_INVALID_ROWS:
+                    result.first_invalid.append(source_row)
+                continue
+            result.valid += 1
+            if not ids:
+                first_row = source_row.row
+            ids.append(source_row.transaction["id"])  # type: ignore[index]
+            if len(ids) == chunk_size:
+                close_chunk()
+    if ids:
         close_chunk()
     return result
 

@@ -231,11 +231,18 @@ class FirstRowIndex:
         :param hashes: ``uint64`` hashes to look up.
         """
         found = np.zeros(len(hashes), dtype=np.int64)
+        if not self._runs or not len(hashes):
+            return found
+        # Sorted needles walk each run in order: far fewer cache misses than random ones.
+        order = np.argsort(hashes, kind="stable")
+        needles = np.asarray(hashes, np.uint64)[order]
+        in_order = np.zeros(len(hashes), dtype=np.int64)
         for run_hashes, run_rows in self._runs:
-            positions = np.searchsorted(run_hashes, hashes)
+            positions = np.searchsorted(run_hashes, needles)
             positions[positions == run_hashes.size] = 0
-            hit = (run_hashes[positions] == hashes) & (found == 0)
-            found[hit] = run_rows[positions[hit]]
+            hit = (run_hashes[positions] == needles) & (in_order == 0)
+            in_order[hit] = run_rows[positions[hit]]
+        found[order] = in_order
         return found
 
     def add(self, hashes: np.ndarray, rows: np.ndarray) -> None:

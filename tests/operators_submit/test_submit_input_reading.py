@@ -235,3 +235,13 @@ def test_rejects_on_an_object_store_appear_only_when_complete() -> None:
         assert [p.name for p in directory.iterdir()] == ["rejects.jsonl"]
     finally:
         directory.fs.rm(directory.path, recursive=True)
+
+
+def test_fingerprint_of_many_ids_at_once_is_the_fingerprint_of_each_in_turn() -> None:
+    ids: list[object] = ["a", "b\x1fc", "", 42, "caf\u00e9", "lone \udcff surrogate"]
+    at_once = Fingerprint()
+    at_once.add_many(ids[:2])
+    at_once.add_many([])
+    at_once.add_many(ids[2:])
+    assert at_once.size == len(ids)
+    assert at_once.hexdigest() == chunk_fingerprint(ids)

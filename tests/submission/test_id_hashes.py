@@ -37,3 +37,7 @@ def test_the_set_and_the_first_row_index_find_what_they_hold() -> None:
         index.add(hash_ids(ids), np.arange(block * 10 + 1, block * 10 + 11))
     assert len(index) == 400 and index.nbytes == 400 * 12
     assert index.first_rows(hash_ids(["id0-0", "id39-9", "id17-3", "nope"])).tolist() == [1, 400, 174, 0]
+    # Needles in any order, repeated, in one call: each gets its own answer.
+    needles = ["id39-9", "nope", "id0-0", "id39-9", "id0-0", "id5-5"]
+    assert index.first_rows(hash_ids(needles)).tolist() == [400, 0, 1, 400, 1, 56]
+    assert FirstRowIndex().first_rows(hash_ids(["a"])).tolist() == [0]
