@@ -133,11 +133,11 @@ class CompletionWaitMixin:
     ) -> dict[str, Any]:
         # One check before deferring: batches that already ended need no triggerer round trip. One list
         # request of the key's batches in progress says whether any is still running (then the task
-        # defers at once); only when none is are they fetched one by one, to find the errored ones.
+        # defers at once); only when none is are their statuses read, to find the errored ones.
         hook = self.get_hook()
         ids = set(result["batch_ids"])
         running = not self._ended_soon(hook, ids)
-        batches = [] if running else [hook.get_batch(i) for i in result["batch_ids"]]
+        batches = [] if running else _latest_batches(hook, result["batch_ids"])
         if not running and all(b.is_terminal for b in batches):
             errored = [b.id for b in batches if b.status == "error"]
             if not errored:
@@ -214,3 +214,27 @@ class CompletionWaitMixin:
         self._resubmit_errored(context, list(event.get("errored_batch_ids") or []))
         result = self._current_result(context, summary)
         return self._defer_or_finish(context, result, deadline, summary)
+
+
+#: Batches per list request when the statuses of a task's ended batches are read.
+LIST_PAGE_SIZE = 100
+
+
+def _latest_batches(hook: Any, batch_ids: list[str]) -> list[Batch]:
+    """The batches, in the order given, read from the newest batches of the key where they are among
+    them (one list request for up to ``LIST_PAGE_SIZE``), one GET each for the rest.
+
+    A task's batches were just created, so they are among the key's newest unless other tasks created
+    many since; GETs one by one would spend the per-batch endpoint's rate (20 per second) on 40 batches.
+    """
+    wanted = set(batch_ids)
+    found: dict[str, Batch] = {}
+    look_at = (len(wanted) // LIST_PAGE_SIZE + 2) * LIST_PAGE_SIZE  # a page more than they fill
+    for position, batch in enumerate(hook.list_batches(page_size=LIST_PAGE_SIZE)):
+        if batch.id in wanted:
+            found[batch.id] = batch
+            if len(found) == len(wanted):
+                break
+        if position + 1 >= look_at:
+            break
+    return [found.get(batch_id) or hook.get_batch(batch_id) for batch_id in batch_ids]

@@ -149,6 +149,7 @@ with DAG("ntropy_test_submit_wait_deferred", schedule=None, start_date=START, ca
         chunk_size=20,
         wait_for_completion=True,
         deferrable=True,
+        min_defer_wait=0,  # defer however soon the batches end: the deferral is what this DAG tests
         poll_interval=0.1,
         max_poll_interval=0.5,
         timeout=dt.timedelta(minutes=5),
