@@ -67,11 +67,11 @@ days x 1; big days by fewer days with a larger window (2 x 5). Credits are split
 day counts `CREDIT_SHARE_PER_DAY` (1 / `DAYS_IN_FLIGHT`) of the key's refill as its own and starts
 from that part of a full bucket (`credit_share`), so that the days' first bursts fit the bucket
 together instead of five full-bucket bursts drawing 429s. When the server still answers 429 (another
-client spends credits, or took a batch slot) the day only waits: its estimate is emptied and its share
-halves (growing back with each accepted POST, up to `CREDIT_SHARE_PER_DAY`), or its window shrinks to
-what the server accepted and grows back as its batches end. A 429 never fails a task. The
-credit refill bounds the whole range: 1M rows need ~15 minutes of credits at 1,000/s, whatever the
-sizing.
+client spends credits, or took a batch slot) the day only waits: its estimate is emptied (its share
+stays `CREDIT_SHARE_PER_DAY`: a halved share made the day that lost the first race the backfill's
+straggler), or its window shrinks to what the server accepted and grows back as its batches end. A
+429 never fails a task. The credit refill bounds the whole range: 1M rows need ~15 minutes of credits
+at 1,000/s, whatever the sizing.
 
 *Sizing, step by step.* (1) The per-day window: a day of `R` valid rows makes `ceil(R / 24,960)`
 batches, and a batch is enriched in seconds (about 10 s for a full one), while the refill needs 25 s

@@ -150,8 +150,9 @@ class SubmitBatchOperator(CompletionWaitMixin, BaseOperator):
     :param credit_share: the most of the key's credit refill this task counts as its own, and the part
         of a full bucket it starts from (``0 < credit_share <= 1``; default 1: alone on the key). Tasks
         that share a key at once split it, as they split ``max_open_batches``: five backfill days each
-        take ``0.2``, so that their first bursts fit the bucket together; a 429 for credits still halves
-        a task's share, and accepted POSTs grow it back up to this. Checked when the DAG is parsed.
+        take ``0.2``, so that their first bursts fit the bucket together. Below 1, a 429 for credits
+        empties the task's estimate but keeps its share (alone on the key, a 429 halves the share, which
+        accepted POSTs grow back). Checked when the DAG is parsed.
     :param api_limits: the key's limits (an :class:`~ntropy_provider.api.limits.ApiLimits`, or a dict
         of its fields), instead of the connection's extras; checked when the DAG is parsed.
     :param min_defer_wait: a deferrable task defers to the triggerer between windows only when the

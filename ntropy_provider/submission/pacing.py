@@ -14,7 +14,9 @@ the truth when it is not:
   that names credits empties it, since someone else spent them, and halves the share of the refill the
   task counts as its own, which grows back a little with each POST accepted (the same additive
   increase, multiplicative decrease as the window: tasks sharing a key settle on shares of the refill
-  instead of each pacing itself to all of it);
+  instead of each pacing itself to all of it). A task given its share (``credit_share`` below 1: it
+  knows it splits the key, e.g. a backfill day) keeps it on a 429: the siblings' first POSTs race for
+  a full bucket, and a halved share made the task that lost the race the group's straggler;
 * batches in progress: the window starts at ``max_open_batches`` and shrinks, on a 429 that names the
   cap, to what the server accepted (the batches this task has open, at least one); it grows back by one
   each time a batch of the task ends, up to the ceiling. Tasks sharing a key thus settle on shares that
@@ -148,6 +150,11 @@ class CreditEstimate:
         """
         self.level()
         self._level = min(self._level, -float(owed))
+        if self.max_share < 1:
+            # Its share was set to split the key with the tasks it runs beside (e.g. the days of a
+            # backfill), whose first POSTs race for a full bucket: halving it would only make this task
+            # the straggler of the group. Emptied, the estimate still makes it wait.
+            return
         self.share = max(self._min_share, self.share / 2)
 
 

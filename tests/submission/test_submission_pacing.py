@@ -77,7 +77,8 @@ def test_a_task_sharing_the_key_starts_from_its_part_and_never_counts_more() -> 
         credits.accepted()
     assert credits.share == pytest.approx(0.25), "accepted POSTs grow it back only up to its part"
     credits.drain()
-    assert credits.share == pytest.approx(0.125)
+    assert credits.share == pytest.approx(0.25), "a 429 keeps the share it was given (its level empties)"
+    assert credits.seconds_until(100) == pytest.approx(4.0), "from empty, at its part of the rate"
     resumed = CreditEstimate(limits, Clock(), share=0.25)
     resumed.restore([0.0, 0.0, 1.0], now=0.0)
     assert resumed.share == pytest.approx(0.25), "a snapshot never lifts it above its part"
