@@ -82,12 +82,17 @@ docs: $(DOCS_STAMP)
 
 # The browser tests' tools (tests/ui): Debian's Chromium, Node.js, and playwright-core from the npm
 # registry as locked in tests/ui/package-lock.json (playwright-core downloads no browser). apt-get runs
-# only as root and only for what is missing; without them the browser tests skip, saying why.
+# only as root and only for the packages missing: a machine whose Node.js comes from elsewhere (e.g.
+# NodeSource, with its own npm) cannot take Debian's npm beside it. Without them the browser tests
+# skip, saying why.
 ui-deps:
-	@if ! command -v chromium >/dev/null || ! command -v npm >/dev/null; then \
+	@missing=""; \
+	command -v chromium >/dev/null || missing="chromium"; \
+	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
+	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-			apt-get update -qq && apt-get install -y -qq chromium nodejs npm; \
-		else echo "ui-deps: install chromium, nodejs and npm (the browser tests skip without them)"; fi; \
+			apt-get update -qq && apt-get install -y -qq $$missing; \
+		else echo "ui-deps: install$$missing (the browser tests skip without them)"; fi; \
 	fi
 	if command -v npm >/dev/null; then cd tests/ui && npm ci --no-audit --no-fund --loglevel=error; fi
 
