@@ -216,25 +216,9 @@ class CompletionWaitMixin:
         return self._defer_or_finish(context, result, deadline, summary)
 
 
-#: Batches per list request when the statuses of a task's ended batches are read.
-LIST_PAGE_SIZE = 100
-
 
 def _latest_batches(hook: Any, batch_ids: list[str]) -> list[Batch]:
-    """The batches, in the order given, read from the newest batches of the key where they are among
-    them (one list request for up to ``LIST_PAGE_SIZE``), one GET each for the rest.
-
-    A task's batches were just created, so they are among the key's newest unless other tasks created
-    many since; GETs one by one would spend the per-batch endpoint's rate (20 per second) on 40 batches.
-    """
-    wanted = set(batch_ids)
-    found: dict[str, Batch] = {}
-    look_at = (len(wanted) // LIST_PAGE_SIZE + 2) * LIST_PAGE_SIZE  # a page more than they fill
-    for position, batch in enumerate(hook.list_batches(page_size=LIST_PAGE_SIZE)):
-        if batch.id in wanted:
-            found[batch.id] = batch
-            if len(found) == len(wanted):
-                break
-        if position + 1 >= look_at:
-            break
+    """The batches, in the order given: from the key's newest where they are among them, a GET each
+    for the rest (see ``NtropyHook.find_among_newest``)."""
+    found = hook.find_among_newest(batch_ids)
     return [found.get(batch_id) or hook.get_batch(batch_id) for batch_id in batch_ids]

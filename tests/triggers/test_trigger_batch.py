@@ -113,6 +113,19 @@ async def test_many_batches_in_one_trigger(ntropy_connection: str, ntropy_emulat
     assert [b["id"] for b in event["batches"]] == ids
     assert all(b["status"] == "completed" and b["progress"] == b["total"] == 50 for b in event["batches"])
     assert "40 batch(es) completed" in event["message"]
+    requests = ntropy_emulator.stats()["requests"]
+    assert requests.get(GET_BATCH, 0) == 0, "read from the key's newest batches, not by a GET each"
+    assert requests["GET /v3/batches"] >= 1
+
+
+async def test_a_batch_not_among_the_newest_is_fetched_by_itself(
+    ntropy_connection: str, ntropy_emulator
+) -> None:
+    ids = [*_create(3, 5), "no-such-batch"]
+    event = await _first_event(BatchTrigger(ids, ntropy_connection, poll_interval=0.05))
+    assert event["termination_reason"] == "api_error"
+    assert "no-such-batch" in event["message"]
+    assert ntropy_emulator.stats()["requests"][GET_BATCH] >= 1
 
 
 @pytest.mark.parametrize(
