@@ -216,7 +216,6 @@ class CompletionWaitMixin:
         return self._defer_or_finish(context, result, deadline, summary)
 
 
-
 def _latest_batches(hook: Any, batch_ids: list[str]) -> list[Batch]:
     """The batches, in the order given: from the key's newest where they are among them, a GET each
     for the rest (see ``NtropyHook.find_among_newest``)."""
