@@ -39,15 +39,12 @@ class Fingerprint:
 
         :param transaction_id: the id (anything else is hashed by its repr).
         """
-        text = transaction_id if isinstance(transaction_id, str) else repr(transaction_id)
-        self._digest.update(text.encode("utf-8", "surrogateescape"))
-        self._digest.update(b"\x1f")
-        self.size += 1
+        self.add_many([transaction_id])
 
     def add_many(self, transaction_ids: list[Any]) -> None:
         """Add the next transaction ids at once (the same fingerprint as adding them one by one).
 
-        :param transaction_ids: the ids, in order.
+        :param transaction_ids: the ids, in order (anything but a string is hashed by its repr).
         """
         if not transaction_ids:
             return
@@ -195,8 +192,7 @@ def iter_planned_chunks(
         nonlocal checked
         current = fingerprints.setdefault(index, Fingerprint())
         if group is not None:
-            for transaction in group:
-                current.add(transaction["id"])
+            current.add_many([transaction["id"] for transaction in group])
             return
         planned = plan.chunks[index] if index < len(plan.chunks) else None
         if planned is None or current.size != planned.size or current.hexdigest() != planned.fingerprint:
