@@ -15,6 +15,7 @@ import requests
 from ntropy_provider.hooks.ntropy import NtropyHook
 from ntropy_provider.progress import ProgressTracker, format_duration, next_poll_interval
 from ntropy_provider.triggers.batch import BatchTrigger
+from ntropy_provider.utils.gc_pause import gc_paused
 
 GET_BATCH = "GET /v3/batches/{batch_id}"
 
@@ -246,13 +247,12 @@ async def test_run_makes_no_blocking_call(
     # A full garbage collection of this long test session's heap can itself hold a callback for most of
     # a second (seen once in CI): it is not a blocking call of the trigger, so it is kept out of the run.
     gc.collect()
-    gc.disable()
     try:
-        event = await _first_event(
-            BatchTrigger(ids, ntropy_connection, poll_interval=0.05, max_poll_interval=0.2)
-        )
+        with gc_paused():
+            event = await _first_event(
+                BatchTrigger(ids, ntropy_connection, poll_interval=0.05, max_poll_interval=0.2)
+            )
     finally:
-        gc.enable()
         loop.set_debug(False)
     assert event["status"] == "success"
     slow = [r.getMessage() for r in caplog.records if r.name == "asyncio" and "took" in r.getMessage()]
